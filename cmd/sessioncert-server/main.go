@@ -1,0 +1,98 @@
+// Command sessioncert-server is the sessioncert controller: it logs
+// identities in, keeps their API sessions and issues API Session
+// Certificates over HTTPS.
+//
+// This main is written by hand rather than generated: it gives the listener
+// sessioncert's own defaults (HTTPS on 127.0.0.1:1280 with the development
+// PKI), reads every flag from the environment too, and builds the whole
+// application through pkg/server so that tests run exactly what ships.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jessevdk/go-flags"
+
+	"github.com/sessioncert/sessioncert/pkg/handlers"
+	"github.com/sessioncert/sessioncert/pkg/server"
+	"github.com/sessioncert/sessioncert/pkg/version"
+)
+
+// other holds the flags that are not server settings.
+type other struct {
+	Version bool `long:"version" description:"print the version, revision and build date, and exit"`
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var cfg server.Config
+	var more other
+	p, err := server.NewParser(&cfg, flags.Default)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if _, err := p.AddGroup("Other", "", &more); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if _, err := p.Parse(); err != nil {
+		var fe *flags.Error
+		if errors.As(err, &fe) && errors.Is(fe.Type, flags.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if more.Version {
+		fmt.Printf("sessioncert-server %s (revision %s, built %s)\n",
+			version.Version, version.Revision, version.BuildDate)
+		return 0
+	}
+
+	log := newLogger(cfg.Log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	srv, err := server.New(cfg, server.Deps{
+		Logger: log,
+		Version: handlers.VersionInfo{
+			Version: version.Version, Revision: version.Revision, BuildDate: version.BuildDate,
+		},
+	})
+	if err != nil {
+		log.Error("start failed", slog.Any("error", err))
+		return 1
+	}
+	code := 0
+	ln, err := srv.Listen()
+	if err == nil {
+		err = srv.Serve(ctx, ln)
+	}
+	if err != nil {
+		log.Error("serve failed", slog.Any("error", err))
+		code = 1
+	}
+	if err := srv.Close(); err != nil {
+		log.Error("close failed", slog.Any("error", err))
+		code = 1
+	}
+	log.Info("stopped")
+	return code
+}
+
+func newLogger(c server.LogConfig) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: server.LogLevel(c)}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

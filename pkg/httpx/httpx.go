@@ -1,0 +1,203 @@
+// Package httpx holds the HTTP middleware every sessioncert listener runs:
+// request ids, a one-line access log per request, panic recovery and the
+// request body cap.
+package httpx
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MaxBodySize is the largest request body accepted, in bytes (1 MiB).
+const MaxBodySize = 1 << 20
+
+type ctxKey struct{}
+
+// Request is what the middleware knows about one request. Handlers add to it
+// through Annotate; the access log writes it out once when the request ends.
+type Request struct {
+	ID string
+
+	mu    sync.Mutex
+	attrs []slog.Attr
+}
+
+// FromContext returns the request record stored by Middleware, or nil.
+func FromContext(ctx context.Context) *Request {
+	r, _ := ctx.Value(ctxKey{}).(*Request)
+	return r
+}
+
+// RequestID returns the id of the request of ctx, or "" outside a request.
+func RequestID(ctx context.Context) string {
+	if r := FromContext(ctx); r != nil {
+		return r.ID
+	}
+	return ""
+}
+
+// Annotate adds attributes to the request's access-log line. It is how an
+// error is logged once, with the request it belongs to. Outside a request it
+// does nothing.
+func Annotate(ctx context.Context, attrs ...slog.Attr) {
+	r := FromContext(ctx)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.attrs = append(r.attrs, attrs...)
+	r.mu.Unlock()
+}
+
+// ClientIP returns the host part of the request's remote address.
+func ClientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Config configures Middleware.
+type Config struct {
+	Logger *slog.Logger
+
+	// Unhandled writes the reply to a request whose handler panicked. It
+	// must not panic itself.
+	Unhandled func(w http.ResponseWriter, r *http.Request)
+
+	// TooLarge writes the reply to a request whose declared body is over
+	// MaxBodySize.
+	TooLarge func(w http.ResponseWriter, r *http.Request)
+
+	// Rand is the source of request ids; default crypto/rand.Reader.
+	Rand io.Reader
+}
+
+// Middleware wraps next with request ids, the access log, panic recovery and
+// the body cap. The request id is returned in the X-Request-Id header.
+func Middleware(cfg Config, next http.Handler) http.Handler {
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		req := &Request{ID: newRequestID(cfg.Rand)}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, req))
+		rec := &recorder{ResponseWriter: w}
+		rec.Header().Set("X-Request-Id", req.ID)
+
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked, not returned
+					panic(v)
+				}
+				Annotate(r.Context(), slog.Any("panic", v))
+				if !rec.wrote {
+					cfg.Unhandled(rec, r)
+				}
+			}
+			logRequest(cfg.Logger, r, req, rec, time.Since(start))
+		}()
+
+		if r.ContentLength > MaxBodySize {
+			cfg.TooLarge(rec, r)
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(rec, r.Body, MaxBodySize)
+		}
+		next.ServeHTTP(rec, r)
+	})
+}
+
+func logRequest(l *slog.Logger, r *http.Request, req *Request, rec *recorder, d time.Duration) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	level := slog.LevelDebug
+	switch {
+	case status >= 500:
+		level = slog.LevelError
+	case status >= 400:
+		level = slog.LevelWarn
+	}
+	if !l.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("requestId", req.ID),
+		slog.String("method", r.Method),
+		slog.String("path", sanitize(r.URL.Path)),
+		slog.Int("status", status),
+		slog.Duration("duration", d),
+		slog.String("remote", ClientIP(r)),
+	}
+	req.mu.Lock()
+	attrs = append(attrs, req.attrs...)
+	req.mu.Unlock()
+	l.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+// sanitize keeps user-controlled text from forging log lines.
+func sanitize(s string) string {
+	if len(s) > 256 {
+		s = s[:256] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func newRequestID(r io.Reader) string {
+	var b [12]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "unknown"
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// recorder remembers the status written, for the access log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status = code
+		r.wrote = true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.status = http.StatusOK
+		r.wrote = true
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Flush lets long polls push their reply.
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

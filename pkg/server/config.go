@@ -1,0 +1,139 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jessevdk/go-flags"
+)
+
+// Config is every setting of sessioncert-server. The struct tags make it a
+// go-flags command line: each field is a flag, and may also come from the
+// environment variable named in its env tag.
+type Config struct {
+	DataDir        string        `long:"data-dir" env:"DATA_DIR" default:"./data" description:"directory of the store, the development PKI and the admin password file"`
+	TrustDomain    string        `long:"trust-domain" env:"TRUST_DOMAIN" default:"sessioncert.local" description:"SPIFFE trust domain of issued certificates"`
+	SessionTimeout time.Duration `long:"session-timeout" env:"SESSION_TIMEOUT" default:"30m" description:"idle timeout of API sessions (minimum 1m)"`
+
+	Log    LogConfig    `group:"Logging" namespace:"log" env-namespace:"LOG"`
+	Listen ListenConfig `group:"Listener"`
+	Certs  CertConfig   `group:"Certificates"`
+	Store  StoreConfig  `group:"Store"`
+	Logins LoginConfig  `group:"Logins"`
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	Level  string `long:"level" env:"LEVEL" default:"info" choice:"debug" choice:"info" choice:"warn" choice:"error" description:"least severe level logged"`
+	Format string `long:"format" env:"FORMAT" default:"text" choice:"text" choice:"json" description:"log line format"`
+}
+
+// ListenConfig is the HTTPS listener. Without TLS files the server uses the
+// development PKI's certificate for localhost.
+type ListenConfig struct {
+	Host            string        `long:"host" env:"HOST" default:"127.0.0.1" description:"address to listen on"`
+	Port            int           `long:"port" env:"PORT" default:"1280" description:"port to listen on (0 picks a free one)"`
+	TLSCertificate  string        `long:"tls-certificate" env:"TLS_CERTIFICATE" description:"server certificate (PEM, chain allowed); default: the development PKI's"`
+	TLSKey          string        `long:"tls-key" env:"TLS_KEY" description:"private key of --tls-certificate"`
+	ReadTimeout     time.Duration `long:"read-timeout" env:"READ_TIMEOUT" default:"30s" description:"maximum time to read a request"`
+	WriteTimeout    time.Duration `long:"write-timeout" env:"WRITE_TIMEOUT" default:"90s" description:"maximum time to write a reply (above the longest long poll)"`
+	IdleTimeout     time.Duration `long:"keep-alive" env:"KEEP_ALIVE" default:"3m" description:"how long an idle keep-alive connection stays open"`
+	MaxHeaderSize   int           `long:"max-header-size" env:"MAX_HEADER_SIZE" default:"65536" description:"largest request header accepted, in bytes"`
+	ShutdownTimeout time.Duration `long:"shutdown-timeout" env:"SHUTDOWN_TIMEOUT" default:"15s" description:"how long in-flight requests may finish after SIGTERM"`
+}
+
+// CertConfig is the CA and the certificates it issues.
+type CertConfig struct {
+	CACert             string        `long:"ca-cert" env:"CA_CERT" description:"signing CA certificate, optionally followed by its chain (PEM); default: the development PKI"`
+	CAKey              string        `long:"ca-key" env:"CA_KEY" description:"private key of --ca-cert (PKCS#8, SEC 1 or PKCS#1 PEM)"`
+	Lifetime           time.Duration `long:"cert-lifetime" env:"CERT_LIFETIME" default:"12h" description:"validity of issued certificates"`
+	Backdate           time.Duration `long:"cert-backdate" env:"CERT_BACKDATE" default:"1m" description:"how far NotBefore is set in the past, for clock skew"`
+	MaxCertsPerSession int           `long:"max-certs-per-session" env:"MAX_CERTS_PER_SESSION" default:"64" description:"live certificates one session may hold"`
+}
+
+// StoreConfig selects the store.
+type StoreConfig struct {
+	EventHistory  int           `long:"event-history" env:"EVENT_HISTORY" default:"100000" description:"removal events kept for routers that resume"`
+	SweepInterval time.Duration `long:"sweep-interval" env:"SWEEP_INTERVAL" default:"30s" description:"how often expired sessions and certificates are removed"`
+	FlushInterval time.Duration `long:"activity-flush-interval" env:"ACTIVITY_FLUSH_INTERVAL" default:"5s" description:"how often session activity is written to the store (coalesced)"`
+}
+
+// LoginConfig is the rate limit of failed logins.
+type LoginConfig struct {
+	FailureBurst int           `long:"login-failure-burst" env:"LOGIN_FAILURE_BURST" default:"10" description:"failed logins allowed at once per source address and per username (0 disables the limit)"`
+	FailureEvery time.Duration `long:"login-failure-refill" env:"LOGIN_FAILURE_REFILL" default:"6s" description:"one more failed login is allowed after this long"`
+}
+
+// EnvPrefix is the prefix of every environment variable of a setting.
+const EnvPrefix = "SESSIONCERT_"
+
+// NewParser returns the command-line parser of sessioncert-server, filling
+// c. Every flag may also be set by an environment variable: EnvPrefix
+// followed by the name in the flag's env tag, with its group's prefix.
+func NewParser(c *Config, options flags.Options) (*flags.Parser, error) {
+	return newParser(c, options, strings.TrimSuffix(EnvPrefix, "_"))
+}
+
+func newParser(c *Config, options flags.Options, envNamespace string) (*flags.Parser, error) {
+	p := flags.NewNamedParser("sessioncert-server", options)
+	p.NamespaceDelimiter = "-"
+	p.EnvNamespaceDelimiter = "_"
+	g, err := p.AddGroup("Server", "", c)
+	if err != nil {
+		return nil, err
+	}
+	g.EnvNamespace = envNamespace
+	return p, nil
+}
+
+// DefaultConfig returns the configuration with every default applied, as the
+// command line would give it with no flags and no environment.
+func DefaultConfig() (Config, error) {
+	var c Config
+	// No environment variable name can contain NUL, so none applies.
+	p, err := newParser(&c, flags.None, "\x00")
+	if err != nil {
+		return c, err
+	}
+	if _, err := p.ParseArgs(nil); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Validate checks what the flags' types cannot.
+func (c *Config) Validate() error {
+	if c.SessionTimeout < time.Minute {
+		return fmt.Errorf("--session-timeout %s is below the minimum of 1m", c.SessionTimeout)
+	}
+	if (c.Listen.TLSCertificate == "") != (c.Listen.TLSKey == "") {
+		return fmt.Errorf("--tls-certificate and --tls-key go together")
+	}
+	if (c.Certs.CACert == "") != (c.Certs.CAKey == "") {
+		return fmt.Errorf("--ca-cert and --ca-key go together")
+	}
+	if c.Certs.Lifetime < time.Minute {
+		return fmt.Errorf("--cert-lifetime %s is below the minimum of 1m", c.Certs.Lifetime)
+	}
+	if c.Store.SweepInterval < time.Second || c.Store.FlushInterval < 100*time.Millisecond {
+		return fmt.Errorf("--sweep-interval must be at least 1s and --activity-flush-interval at least 100ms")
+	}
+	if c.Store.FlushInterval >= c.SessionTimeout/2 {
+		return fmt.Errorf("--activity-flush-interval must be under half of --session-timeout")
+	}
+	if c.Certs.Backdate < 0 {
+		return fmt.Errorf("--cert-backdate must not be negative")
+	}
+	return nil
+}
+
+// LogLevel returns the slog level named by the configuration.
+func LogLevel(c LogConfig) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.Level)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sessioncert/sessioncert/pkg/handlers"
+)
+
+// caExpiryWarning is how long before the CA certificate expires the health
+// check starts to warn.
+const caExpiryWarning = 30 * 24 * time.Hour
+
+// healthCacheTTL bounds how often the checks really run: the endpoint needs
+// no session, and each run costs a store round trip and a signature.
+const healthCacheTTL = time.Second
+
+type healthCache struct {
+	mu     sync.Mutex
+	at     time.Time
+	checks []handlers.HealthCheck
+}
+
+// health runs the health checks: a store round trip, a signature with the
+// CA key and the CA's remaining validity, and whether the sweeper ran
+// recently.
+func (s *Server) health(ctx context.Context) []handlers.HealthCheck {
+	s.healthCache.mu.Lock()
+	defer s.healthCache.mu.Unlock()
+	if time.Since(s.healthCache.at) < healthCacheTTL && s.healthCache.checks != nil {
+		return s.healthCache.checks
+	}
+	checks := []handlers.HealthCheck{
+		timed("store", func() (bool, string) {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := s.store.Ping(ctx); err != nil {
+				return false, err.Error()
+			}
+			return true, "round trip ok"
+		}),
+		timed("ca", func() (bool, string) {
+			if err := s.ca.CheckKey(); err != nil {
+				return false, err.Error()
+			}
+			left := s.ca.NotAfter().Sub(s.deps.Now())
+			if left <= 0 {
+				return false, "the CA certificate has expired"
+			}
+			days := int(left.Hours() / 24)
+			if left < caExpiryWarning {
+				return true, fmt.Sprintf("warning: the CA certificate expires in %d days", days)
+			}
+			return true, fmt.Sprintf("key usable; the CA certificate expires in %d days", days)
+		}),
+		timed("sweeper", func() (bool, string) {
+			last := s.registry.LastSweep()
+			if last.IsZero() {
+				last = s.started
+			}
+			ago := s.deps.Now().Sub(last)
+			if ago > 3*s.sweepInterval {
+				return false, fmt.Sprintf("last sweep %s ago", ago.Round(time.Second))
+			}
+			return true, fmt.Sprintf("last sweep %s ago", ago.Round(time.Second))
+		}),
+	}
+	s.healthCache.at = time.Now()
+	s.healthCache.checks = checks
+	return checks
+}
+
+func timed(id string, check func() (bool, string)) handlers.HealthCheck {
+	start := time.Now()
+	ok, detail := check()
+	return handlers.HealthCheck{ID: id, Healthy: ok, Duration: time.Since(start), Detail: detail}
+}

@@ -1,0 +1,362 @@
+// Package server assembles sessioncert-server: it opens the store, loads the
+// CA, builds the session registry, the authenticators and the generated API
+// with its handlers, and serves it over HTTPS with graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-openapi/loads"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/sessioncert/sessioncert/pkg/auth"
+	"github.com/sessioncert/sessioncert/pkg/ca"
+	"github.com/sessioncert/sessioncert/pkg/handlers"
+	"github.com/sessioncert/sessioncert/pkg/httpx"
+	"github.com/sessioncert/sessioncert/pkg/manage"
+	"github.com/sessioncert/sessioncert/pkg/session"
+	"github.com/sessioncert/sessioncert/pkg/store"
+	"github.com/sessioncert/sessioncert/pkg/store/bolt"
+	"github.com/sessioncert/sessioncert/restapi"
+	"github.com/sessioncert/sessioncert/restapi/operations"
+)
+
+// Deps are the parts of a server that tests replace: the clock, randomness,
+// the logger and the password hashing cost. Zero values select the real
+// ones.
+type Deps struct {
+	Now        func() time.Time
+	Rand       io.Reader
+	Logger     *slog.Logger
+	HashParams auth.HashParams
+
+	// AdminPassword is the password of the first admin; empty means the
+	// SESSIONCERT_ADMIN_PASSWORD variable, or a generated one.
+	AdminPassword string
+
+	// Version describes the build, for the version operation and the
+	// start-up log line.
+	Version handlers.VersionInfo
+}
+
+// Server is a configured sessioncert-server.
+type Server struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	store    store.Store
+	ca       *ca.CA
+	registry *session.Registry
+	handler  http.Handler
+	tls      *tls.Config
+
+	started       time.Time
+	sweepInterval time.Duration
+	healthCache   healthCache
+
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+}
+
+// New builds a server from cfg: it creates the data directory and the
+// development PKI when needed, opens the store, creates the first admin on
+// an empty store, and starts the background flusher and sweeper. Close
+// releases everything.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Rand == nil {
+		deps.Rand = rand.Reader
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.HashParams == (auth.HashParams{}) {
+		deps.HashParams = auth.DefaultHashParams
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, started: deps.Now(),
+		sweepInterval: cfg.Store.SweepInterval}
+	if err := s.build(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) build() error {
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("server: data directory: %w", err)
+	}
+
+	// The development PKI backs whatever the flags do not provide.
+	var dev *ca.DevPKI
+	if s.cfg.Certs.CACert == "" || s.cfg.Listen.TLSCertificate == "" {
+		var err error
+		dev, err = ca.EnsureDevPKI(filepath.Join(s.cfg.DataDir, "pki"), s.deps.Now(), s.deps.Rand)
+		if err != nil {
+			return fmt.Errorf("server: development pki: %w", err)
+		}
+		if dev.CreatedCA {
+			s.log.Info("created development pki", slog.String("dir", filepath.Dir(dev.CACert)))
+		}
+	}
+
+	if err := s.loadCA(dev); err != nil {
+		return err
+	}
+	if err := s.loadTLS(dev); err != nil {
+		return err
+	}
+
+	st, err := bolt.Open(filepath.Join(s.cfg.DataDir, "sessioncert.db"), bolt.Options{
+		EventHistory: s.cfg.Store.EventHistory,
+	})
+	if err != nil {
+		return fmt.Errorf("server: open store: %w", err)
+	}
+	s.store = st
+
+	if err := s.ensureAdmin(context.Background()); err != nil {
+		return err
+	}
+
+	s.registry, err = session.New(session.Config{
+		Store:         s.store,
+		Timeout:       s.cfg.SessionTimeout,
+		FlushInterval: s.cfg.Store.FlushInterval,
+		SweepInterval: s.cfg.Store.SweepInterval,
+		Now:           s.deps.Now,
+		Rand:          s.deps.Rand,
+		Logger:        s.log,
+	})
+	if err != nil {
+		return err
+	}
+
+	if err := s.buildHandler(); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.registry.Run(ctx)
+	}()
+	return nil
+}
+
+func (s *Server) loadCA(dev *ca.DevPKI) error {
+	certPath, keyPath := s.cfg.Certs.CACert, s.cfg.Certs.CAKey
+	if certPath == "" {
+		certPath, keyPath = dev.CACert, dev.CAKey
+	}
+	chain, signer, err := ca.LoadFiles(certPath, keyPath)
+	if err != nil {
+		return fmt.Errorf("server: load ca: %w", err)
+	}
+	td, err := spiffeid.TrustDomainFromString(s.cfg.TrustDomain)
+	if err != nil {
+		return fmt.Errorf("server: --trust-domain: %w", err)
+	}
+	s.ca, err = ca.New(ca.Config{
+		Chain:       chain,
+		Signer:      signer,
+		TrustDomain: td,
+		Lifetime:    s.cfg.Certs.Lifetime,
+		Backdate:    s.cfg.Certs.Backdate,
+		Now:         s.deps.Now,
+		Rand:        s.deps.Rand,
+	})
+	if err != nil {
+		return fmt.Errorf("server: ca %s: %w", certPath, err)
+	}
+	return nil
+}
+
+func (s *Server) loadTLS(dev *ca.DevPKI) error {
+	certPath, keyPath := s.cfg.Listen.TLSCertificate, s.cfg.Listen.TLSKey
+	if certPath == "" {
+		certPath, keyPath = dev.ServerCert, dev.ServerKey
+	}
+	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		return fmt.Errorf("server: load tls certificate: %w", err)
+	}
+	s.tls = &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{pair},
+		// Ask for a client certificate but do not require one: password and
+		// ext-jwt logins come without. The handshake still proves that a
+		// client holds the key of any certificate it sends; whether the
+		// certificate is trusted is decided afterwards, per operation.
+		ClientAuth: tls.RequestClientCert,
+	}
+	return nil
+}
+
+func (s *Server) buildHandler() error {
+	spec, err := loads.Analyzed(restapi.SwaggerJSON, "")
+	if err != nil {
+		return fmt.Errorf("server: load embedded spec: %w", err)
+	}
+	api := operations.NewSessioncertAPI(spec)
+	api.Logger = func(format string, args ...any) { s.log.Debug(fmt.Sprintf(format, args...)) }
+
+	password, err := auth.NewPassword(auth.PasswordConfig{
+		Store:      s.store,
+		Params:     s.deps.HashParams,
+		BySource:   auth.NewAttemptLimiter(s.cfg.Logins.FailureBurst, s.cfg.Logins.FailureEvery),
+		ByUsername: auth.NewAttemptLimiter(s.cfg.Logins.FailureBurst, s.cfg.Logins.FailureEvery),
+		Now:        s.deps.Now,
+		Rand:       s.deps.Rand,
+	})
+	if err != nil {
+		return err
+	}
+	h := handlers.New(handlers.Config{
+		Registry: s.registry,
+		Issuer: session.NewIssuer(session.IssuerConfig{
+			Registry: s.registry,
+			Signer:   s.ca,
+			Verifier: s.ca,
+			MaxLive:  s.cfg.Certs.MaxCertsPerSession,
+		}),
+		Manage: manage.New(manage.Config{
+			Store:      s.store,
+			Registry:   s.registry,
+			HashParams: s.deps.HashParams,
+			Now:        s.deps.Now,
+			Rand:       s.deps.Rand,
+		}),
+		Password: password,
+		Health:   s.health,
+		Version:  s.deps.Version,
+		Logger:   s.log,
+		Now:      s.deps.Now,
+	})
+	h.Register(api)
+	if err := api.Validate(); err != nil {
+		return fmt.Errorf("server: api: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	apiHandler := api.Serve(nil)
+	mux.Handle("/edge/", apiHandler)
+	mux.Handle("/health-checks", apiHandler)
+	mux.HandleFunc("/", handlers.NotFoundHandler)
+	s.handler = httpx.Middleware(httpx.Config{
+		Logger:    s.log,
+		Unhandled: handlers.Unhandled,
+		TooLarge:  handlers.TooLarge,
+		Rand:      s.deps.Rand,
+	}, mux)
+	return nil
+}
+
+// Handler returns the server's HTTP handler: the API with its middleware.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// TLSConfig returns the listener's TLS configuration. Callers must not
+// modify it.
+func (s *Server) TLSConfig() *tls.Config { return s.tls }
+
+// CA returns the certificate authority.
+func (s *Server) CA() *ca.CA { return s.ca }
+
+// Store returns the store, for tests and tools that inspect it.
+func (s *Server) Store() store.Store { return s.store }
+
+// Registry returns the session registry.
+func (s *Server) Registry() *session.Registry { return s.registry }
+
+// Listen opens the configured TCP listener.
+func (s *Server) Listen() (net.Listener, error) {
+	addr := net.JoinHostPort(s.cfg.Listen.Host, strconv.Itoa(s.cfg.Listen.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve serves HTTPS on ln until ctx is done, then stops accepting, lets
+// in-flight requests finish within the shutdown timeout and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		TLSConfig:         s.tls.Clone(),
+		ReadTimeout:       s.cfg.Listen.ReadTimeout,
+		ReadHeaderTimeout: s.cfg.Listen.ReadTimeout,
+		WriteTimeout:      s.cfg.Listen.WriteTimeout,
+		IdleTimeout:       s.cfg.Listen.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.Listen.MaxHeaderSize,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	s.log.Info("serving",
+		slog.String("url", "https://"+ln.Addr().String()),
+		slog.String("version", s.deps.Version.Version),
+		slog.String("store", "bolt"),
+		slog.String("ca", s.ca.Certificate().Subject.String()),
+		slog.Time("caNotAfter", s.ca.NotAfter()))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server: serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	s.log.Info("shutting down", slog.Duration("timeout", s.cfg.Listen.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Listen.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serveErr := <-errc; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("server: serve: %w", serveErr)
+	}
+	if err != nil {
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close stops the background work, writes pending session activity and
+// closes the store.
+func (s *Server) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+		s.bg.Wait()
+	}
+	var errs []error
+	if s.registry != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, s.registry.Close(ctx))
+		cancel()
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}

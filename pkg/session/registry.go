@@ -1,0 +1,640 @@
+// Package session is the registry of API sessions: it creates a session on
+// login, resolves a token to a live session on every authenticated request
+// (from memory on the hot path), slides expiry on activity with coalesced
+// writes, ends sessions on logout, expiry or an administrator's delete, and
+// issues and removes the certificates that belong to a session.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sessioncert/sessioncert/pkg/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimeout       = 30 * time.Minute
+	MinTimeout           = time.Minute
+	DefaultFlushInterval = 5 * time.Second
+	DefaultSweepInterval = 30 * time.Second
+	sweepBatch           = 1000
+)
+
+// Errors returned by the registry.
+var (
+	// ErrInvalidToken is returned for a token that names no live session:
+	// unknown, ended or expired. Callers cannot tell which, by design.
+	ErrInvalidToken = errors.New("session: invalid token")
+
+	// ErrNotFound is returned for a session or certificate that does not
+	// exist or is not visible to the caller.
+	ErrNotFound = errors.New("session: not found")
+)
+
+// Config configures a Registry. Store is required; zero values of the other
+// fields select the defaults.
+type Config struct {
+	Store store.Store
+
+	// Timeout is the idle timeout of sessions: a session expires Timeout
+	// after its last activity. Default DefaultTimeout.
+	Timeout time.Duration
+
+	// FlushInterval is how often coalesced activity is written to the
+	// store. Default DefaultFlushInterval.
+	FlushInterval time.Duration
+
+	// SweepInterval is how often expired sessions are removed from the
+	// store. Default DefaultSweepInterval.
+	SweepInterval time.Duration
+
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+
+	// Rand is the source of tokens and ids; default crypto/rand.Reader.
+	Rand io.Reader
+
+	// Logger receives lifecycle and fault messages; default slog.Default().
+	Logger *slog.Logger
+
+	// Observer is told about sessions and certificates as they change;
+	// nil means no one listens.
+	Observer Observer
+}
+
+// Observer is notified of session lifecycle changes, for metrics and the
+// audit trail. Methods are called synchronously after the change is durable
+// and must not block.
+type Observer interface {
+	SessionCreated(s *Session)
+	SessionRemoved(ev store.Event)
+	SweepDone(removed int, err error)
+}
+
+// Session is a snapshot of a live API session and its identity. It is a
+// copy: changing it changes nothing in the registry.
+type Session struct {
+	store.APISession
+	Identity store.Identity
+}
+
+// entry is the cached state of one session. The mutex guards the activity
+// fields, which change on every request.
+type entry struct {
+	mu       sync.Mutex
+	session  store.APISession
+	identity store.Identity
+	dirty    bool
+}
+
+// Registry holds the live sessions. It is safe for concurrent use.
+type Registry struct {
+	cfg Config
+
+	mu     sync.RWMutex
+	byHash map[store.TokenHash]*entry
+	byID   map[string]*entry
+
+	dirtyMu sync.Mutex
+	dirty   map[string]*entry
+
+	lastSweep   sync.Mutex
+	lastSweepAt time.Time
+}
+
+// New returns a registry over cfg.Store. Call Run to start the background
+// flusher and sweeper, and Close to flush pending activity on shutdown.
+func New(cfg Config) (*Registry, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("session: no store")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Timeout < MinTimeout {
+		return nil, fmt.Errorf("session: timeout %s is below the minimum of %s", cfg.Timeout, MinTimeout)
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = DefaultFlushInterval
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = DefaultSweepInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Registry{
+		cfg:    cfg,
+		byHash: make(map[store.TokenHash]*entry),
+		byID:   make(map[string]*entry),
+		dirty:  make(map[string]*entry),
+	}, nil
+}
+
+// Timeout returns the idle timeout of sessions.
+func (r *Registry) Timeout() time.Duration { return r.cfg.Timeout }
+
+// HashToken returns the SHA-256 of a token, the only form in which tokens
+// are stored or indexed.
+func HashToken(token string) store.TokenHash { return sha256.Sum256([]byte(token)) }
+
+// CreateRequest describes a new session.
+type CreateRequest struct {
+	Identity        *store.Identity
+	AuthenticatorID string
+	AuthMethod      string
+	IPAddress       string
+	ConfigTypes     []string
+
+	// Certificates are stored with the session atomically: the client
+	// certificate of a cert login. Their APISessionID is filled in.
+	Certificates []*store.Certificate
+}
+
+// Create starts a session and returns its token (32 random bytes, URL-safe
+// base64) with a snapshot of the session. The token is returned once and
+// never stored.
+func (r *Registry) Create(ctx context.Context, req CreateRequest) (string, *Session, error) {
+	var raw [32]byte
+	if _, err := io.ReadFull(r.cfg.Rand, raw[:]); err != nil {
+		return "", nil, fmt.Errorf("session: token: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	id, err := store.NewID(r.cfg.Rand)
+	if err != nil {
+		return "", nil, err
+	}
+
+	now := r.cfg.Now().UTC()
+	s := store.APISession{
+		ID:              id,
+		TokenHash:       HashToken(token),
+		IdentityID:      req.Identity.ID,
+		AuthenticatorID: req.AuthenticatorID,
+		AuthMethod:      req.AuthMethod,
+		IPAddress:       req.IPAddress,
+		ConfigTypes:     append([]string(nil), req.ConfigTypes...),
+		Timeout:         r.cfg.Timeout,
+		CreatedAt:       now,
+		UpdatedAt:       now,
+		LastActivityAt:  now,
+		ExpiresAt:       now.Add(r.cfg.Timeout),
+	}
+	for _, c := range req.Certificates {
+		c.APISessionID = id
+		c.IdentityID = req.Identity.ID
+	}
+	stored := s
+	if err := r.cfg.Store.CreateAPISession(ctx, &stored, req.Certificates); err != nil {
+		return "", nil, fmt.Errorf("session: create: %w", err)
+	}
+
+	e := &entry{session: s, identity: *req.Identity}
+	r.mu.Lock()
+	r.byHash[s.TokenHash] = e
+	r.byID[s.ID] = e
+	r.mu.Unlock()
+
+	snap := e.snapshot()
+	if r.cfg.Observer != nil {
+		r.cfg.Observer.SessionCreated(snap)
+	}
+	return token, snap, nil
+}
+
+// Resolve returns the live session named by token and records the request
+// as activity, sliding the session's expiry. It returns ErrInvalidToken for
+// an unknown, ended or expired token, and a store error if the store fails.
+// A session past its expiry is refused here even before the sweeper has
+// removed it.
+func (r *Registry) Resolve(ctx context.Context, token string) (*Session, error) {
+	e, err := r.lookup(ctx, HashToken(token))
+	if err != nil {
+		return nil, err
+	}
+	return r.touch(e)
+}
+
+// Get returns the live session with that id without counting activity, or
+// ErrNotFound.
+func (r *Registry) Get(ctx context.Context, id string) (*Session, error) {
+	r.mu.RLock()
+	e, ok := r.byID[id]
+	r.mu.RUnlock()
+	if !ok {
+		s, err := r.cfg.Store.GetAPISession(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("session: get: %w", err)
+		}
+		if e, err = r.load(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	snap := e.snapshot()
+	if !r.cfg.Now().Before(snap.ExpiresAt) {
+		return nil, ErrNotFound
+	}
+	return snap, nil
+}
+
+// Touch records activity of the session with that id (a router heartbeat,
+// for example). It returns ErrNotFound when the session is not live.
+func (r *Registry) Touch(ctx context.Context, id string) error {
+	r.mu.RLock()
+	e, ok := r.byID[id]
+	r.mu.RUnlock()
+	if !ok {
+		s, err := r.cfg.Store.GetAPISession(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("session: get: %w", err)
+		}
+		if e, err = r.load(ctx, s); err != nil {
+			return err
+		}
+	}
+	if _, err := r.touch(e); err != nil {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// lookup finds the cache entry of a token hash, loading it from the store
+// on a miss.
+func (r *Registry) lookup(ctx context.Context, h store.TokenHash) (*entry, error) {
+	r.mu.RLock()
+	e, ok := r.byHash[h]
+	r.mu.RUnlock()
+	if ok {
+		return e, nil
+	}
+	s, err := r.cfg.Store.FindAPISessionByTokenHash(ctx, h)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session: find by token: %w", err)
+	}
+	return r.load(ctx, s)
+}
+
+// load caches a session read from the store together with its identity.
+func (r *Registry) load(ctx context.Context, s *store.APISession) (*entry, error) {
+	id, err := r.cfg.Store.GetIdentity(ctx, s.IdentityID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session: get identity: %w", err)
+	}
+	e := &entry{session: *s, identity: *id}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur, ok := r.byID[s.ID]; ok {
+		return cur, nil
+	}
+	r.byHash[s.TokenHash] = e
+	r.byID[s.ID] = e
+	return e, nil
+}
+
+// touch checks expiry and slides it. The first touch after a flush marks the
+// entry dirty; later ones cost only the entry's lock.
+func (r *Registry) touch(e *entry) (*Session, error) {
+	now := r.cfg.Now().UTC()
+	e.mu.Lock()
+	if !now.Before(e.session.ExpiresAt) {
+		e.mu.Unlock()
+		return nil, ErrInvalidToken
+	}
+	e.session.LastActivityAt = now
+	e.session.ExpiresAt = now.Add(e.session.Timeout)
+	markDirty := !e.dirty
+	e.dirty = true
+	snap := &Session{APISession: e.session, Identity: e.identity}
+	e.mu.Unlock()
+
+	if markDirty {
+		r.dirtyMu.Lock()
+		r.dirty[e.session.ID] = e
+		r.dirtyMu.Unlock()
+	}
+	return snap, nil
+}
+
+func (e *entry) snapshot() *Session {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := &Session{APISession: e.session, Identity: e.identity}
+	s.ConfigTypes = append([]string(nil), e.session.ConfigTypes...)
+	return s
+}
+
+// Delete ends the session with that id and all its certificates, for the
+// given cause, and returns the removal event. ErrNotFound if it is not live.
+func (r *Registry) Delete(ctx context.Context, id string, cause store.Cause) (*store.Event, error) {
+	ev, err := r.cfg.Store.DeleteAPISession(ctx, id, cause, r.cfg.Now().UTC())
+	if errors.Is(err, store.ErrNotFound) {
+		r.Forget(id)
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session: delete: %w", err)
+	}
+	r.Forget(id)
+	if r.cfg.Observer != nil {
+		r.cfg.Observer.SessionRemoved(*ev)
+	}
+	return ev, nil
+}
+
+// Forget drops a session from the cache, so the next request with its token
+// goes to the store. Call it when the session was removed elsewhere (by
+// another replica, or with its identity).
+func (r *Registry) Forget(id string) {
+	r.mu.Lock()
+	e, ok := r.byID[id]
+	if ok {
+		delete(r.byID, id)
+		delete(r.byHash, e.session.TokenHash)
+	}
+	r.mu.Unlock()
+	r.dirtyMu.Lock()
+	delete(r.dirty, id)
+	r.dirtyMu.Unlock()
+}
+
+// ForgetIdentity drops every cached session of an identity, after the
+// identity was changed or deleted, so that the next request reloads it.
+func (r *Registry) ForgetIdentity(identityID string) {
+	r.mu.RLock()
+	var ids []string
+	for id, e := range r.byID {
+		if e.identity.ID == identityID {
+			ids = append(ids, id)
+		}
+	}
+	r.mu.RUnlock()
+	for _, id := range ids {
+		r.Forget(id)
+	}
+}
+
+// Flush writes coalesced activity to the store.
+func (r *Registry) Flush(ctx context.Context) error {
+	r.dirtyMu.Lock()
+	pending := r.dirty
+	r.dirty = make(map[string]*entry, len(pending))
+	r.dirtyMu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+
+	touches := make([]store.Touch, 0, len(pending))
+	for _, e := range pending {
+		e.mu.Lock()
+		e.dirty = false
+		touches = append(touches, store.Touch{
+			APISessionID:   e.session.ID,
+			LastActivityAt: e.session.LastActivityAt,
+			ExpiresAt:      e.session.ExpiresAt,
+		})
+		e.mu.Unlock()
+	}
+	if err := r.cfg.Store.TouchAPISessions(ctx, touches); err != nil {
+		// Put them back so that the next flush tries again.
+		r.dirtyMu.Lock()
+		for id, e := range pending {
+			e.mu.Lock()
+			e.dirty = true
+			e.mu.Unlock()
+			r.dirty[id] = e
+		}
+		r.dirtyMu.Unlock()
+		return fmt.Errorf("session: flush activity: %w", err)
+	}
+	return nil
+}
+
+// Sweep flushes pending activity, then removes every expired session with
+// its certificates, recording one event each, and removes certificates past
+// their validity. It returns how many sessions it removed.
+func (r *Registry) Sweep(ctx context.Context) (int, error) {
+	removed, err := r.sweep(ctx)
+	r.lastSweep.Lock()
+	if err == nil {
+		r.lastSweepAt = r.cfg.Now()
+	}
+	r.lastSweep.Unlock()
+	if r.cfg.Observer != nil {
+		r.cfg.Observer.SweepDone(removed, err)
+	}
+	return removed, err
+}
+
+func (r *Registry) sweep(ctx context.Context) (int, error) {
+	if err := r.Flush(ctx); err != nil {
+		return 0, err
+	}
+	removed := 0
+	for {
+		now := r.cfg.Now().UTC()
+		evs, err := r.cfg.Store.DeleteExpiredAPISessions(ctx, now, sweepBatch)
+		if err != nil {
+			return removed, fmt.Errorf("session: sweep: %w", err)
+		}
+		for _, ev := range evs {
+			r.Forget(ev.APISessionID)
+			if r.cfg.Observer != nil {
+				r.cfg.Observer.SessionRemoved(ev)
+			}
+		}
+		removed += len(evs)
+		if len(evs) < sweepBatch {
+			break
+		}
+	}
+	for {
+		n, err := r.cfg.Store.DeleteExpiredCertificates(ctx, r.cfg.Now().UTC(), sweepBatch)
+		if err != nil {
+			return removed, fmt.Errorf("session: sweep certificates: %w", err)
+		}
+		if n < sweepBatch {
+			return removed, nil
+		}
+	}
+}
+
+// LastSweep returns when the last successful sweep finished, or the zero
+// time if none has.
+func (r *Registry) LastSweep() time.Time {
+	r.lastSweep.Lock()
+	defer r.lastSweep.Unlock()
+	return r.lastSweepAt
+}
+
+// Run flushes activity and sweeps expired sessions in the background until
+// ctx is done, and follows the store's removal events so that sessions
+// removed by another replica leave the cache. It returns when ctx is done.
+func (r *Registry) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.followEvents(ctx)
+	}()
+
+	flush := time.NewTicker(r.cfg.FlushInterval)
+	sweep := time.NewTicker(r.cfg.SweepInterval)
+	defer flush.Stop()
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-flush.C:
+			if err := r.Flush(ctx); err != nil && ctx.Err() == nil {
+				r.cfg.Logger.Error("flush session activity failed", slog.Any("error", err))
+			}
+		case <-sweep.C:
+			if _, err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
+				r.cfg.Logger.Error("sweep failed", slog.Any("error", err))
+			}
+		}
+	}
+}
+
+// followEvents evicts cached sessions named by removal events, so that a
+// session ended on another replica is refused here too.
+func (r *Registry) followEvents(ctx context.Context) {
+	cursor, err := r.cfg.Store.EventCursor(ctx)
+	for err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		r.cfg.Logger.Warn("read event cursor failed", slog.Any("error", err))
+		if !sleep(ctx, time.Second) {
+			return
+		}
+		cursor, err = r.cfg.Store.EventCursor(ctx)
+	}
+	for ctx.Err() == nil {
+		evs, err := r.cfg.Store.Events(ctx, cursor, 1000)
+		switch {
+		case errors.Is(err, store.ErrCursorExpired):
+			// Events were lost: nothing in the cache can be trusted.
+			r.forgetAll()
+			if cursor, err = r.cfg.Store.EventCursor(ctx); err != nil {
+				_ = sleep(ctx, time.Second)
+			}
+			continue
+		case err != nil:
+			if ctx.Err() == nil && !errors.Is(err, store.ErrClosed) {
+				r.cfg.Logger.Warn("read events failed", slog.Any("error", err))
+			}
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		for _, ev := range evs {
+			if ev.Type == store.EventAPISessionRemoved {
+				r.Forget(ev.APISessionID)
+			}
+			cursor = ev.Cursor
+		}
+		if len(evs) > 0 {
+			continue
+		}
+		if err := r.cfg.Store.WaitEvents(ctx, cursor); err != nil {
+			if errors.Is(err, store.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			if !sleep(ctx, time.Second) {
+				return
+			}
+		}
+	}
+}
+
+func (r *Registry) forgetAll() {
+	r.mu.Lock()
+	r.byHash = make(map[store.TokenHash]*entry)
+	r.byID = make(map[string]*entry)
+	r.mu.Unlock()
+	// Dirty entries stay: their activity is real and must still be written.
+}
+
+// Close writes pending activity to the store. Call it after Run has
+// returned and before the store is closed.
+func (r *Registry) Close(ctx context.Context) error {
+	return r.Flush(ctx)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Removed tells the registry about sessions that were removed with their
+// identity, so that it forgets them and tells its observer.
+func (r *Registry) Removed(evs []store.Event) {
+	for _, ev := range evs {
+		r.Forget(ev.APISessionID)
+		if r.cfg.Observer != nil {
+			r.cfg.Observer.SessionRemoved(ev)
+		}
+	}
+}
+
+// List returns a page of stored sessions that have not expired, with the
+// total count of stored sessions. Sessions past their expiry that the
+// sweeper has not removed yet are left out of the page.
+func (r *Registry) List(ctx context.Context, p store.Page) ([]*Session, int, error) {
+	sessions, total, err := r.cfg.Store.ListAPISessions(ctx, p)
+	if err != nil {
+		return nil, 0, fmt.Errorf("session: list: %w", err)
+	}
+	now := r.cfg.Now()
+	out := make([]*Session, 0, len(sessions))
+	for _, s := range sessions {
+		live, err := r.Get(ctx, s.ID)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalidToken) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if now.Before(live.ExpiresAt) {
+			out = append(out, live)
+		}
+	}
+	return out, total, nil
+}

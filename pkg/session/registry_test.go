@@ -1,0 +1,245 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessioncert/sessioncert/pkg/session"
+	"github.com/sessioncert/sessioncert/pkg/store"
+	"github.com/sessioncert/sessioncert/pkg/store/bolt"
+)
+
+var t0 = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// countingStore is a real bolt store that counts activity writes.
+type countingStore struct {
+	store.Store
+	touches atomic.Int64
+	touched atomic.Int64
+}
+
+func (s *countingStore) TouchAPISessions(ctx context.Context, t []store.Touch) error {
+	s.touches.Add(1)
+	s.touched.Add(int64(len(t)))
+	return s.Store.TouchAPISessions(ctx, t)
+}
+
+type fixture struct {
+	store    *countingStore
+	clock    *clock
+	reg      *session.Registry
+	identity *store.Identity
+}
+
+func newFixture(t *testing.T, timeout time.Duration) *fixture {
+	t.Helper()
+	bs, err := bolt.Open(filepath.Join(t.TempDir(), "test.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bs.Close() })
+	f := &fixture{store: &countingStore{Store: bs}, clock: &clock{now: t0}}
+	f.reg = f.newRegistry(t, timeout)
+	f.identity = &store.Identity{ID: "identity1", Name: "alice", Type: store.IdentityTypeUser,
+		CreatedAt: t0, UpdatedAt: t0}
+	if err := bs.CreateIdentity(context.Background(), f.identity); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) newRegistry(t *testing.T, timeout time.Duration) *session.Registry {
+	t.Helper()
+	reg, err := session.New(session.Config{
+		Store:   f.store,
+		Timeout: timeout,
+		Now:     f.clock.Now,
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+func (f *fixture) login(t *testing.T) (string, *session.Session) {
+	t.Helper()
+	tok, s, err := f.reg.Create(context.Background(), session.CreateRequest{
+		Identity: f.identity, AuthenticatorID: "authenticator1", AuthMethod: "password", IPAddress: "127.0.0.1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, s
+}
+
+func TestTokensAreStoredOnlyAsHashes(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	tok, s := f.login(t)
+	if len(tok) != 43 {
+		t.Errorf("token %d characters long, want 43 (32 bytes, URL-safe base64)", len(tok))
+	}
+	got, err := f.store.GetAPISession(context.Background(), s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TokenHash != session.HashToken(tok) {
+		t.Error("stored token hash is not the SHA-256 of the token")
+	}
+}
+
+// TestExpirySlidesWithActivity checks that a session is refused the moment
+// its idle timeout passes, before any sweep, and that activity slides it.
+func TestExpirySlidesWithActivity(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	ctx := context.Background()
+	tok, _ := f.login(t)
+
+	f.clock.Advance(9 * time.Minute)
+	s, err := f.reg.Resolve(ctx, tok)
+	if err != nil {
+		t.Fatalf("at 9m: %v", err)
+	}
+	if want := t0.Add(19 * time.Minute); !s.ExpiresAt.Equal(want) {
+		t.Errorf("ExpiresAt after activity at 9m = %v, want %v", s.ExpiresAt, want)
+	}
+
+	f.clock.Advance(10*time.Minute - time.Nanosecond)
+	if _, err := f.reg.Resolve(ctx, tok); err != nil {
+		t.Fatalf("just before the slid expiry: %v", err)
+	}
+	f.clock.Advance(10 * time.Minute)
+	if _, err := f.reg.Resolve(ctx, tok); !errors.Is(err, session.ErrInvalidToken) {
+		t.Fatalf("after the idle timeout: %v, want ErrInvalidToken", err)
+	}
+	if _, err := f.reg.Resolve(ctx, "not a token"); !errors.Is(err, session.ErrInvalidToken) {
+		t.Fatalf("unknown token: %v, want ErrInvalidToken", err)
+	}
+}
+
+// TestActivityIsCoalesced shows that many requests cost one store write per
+// flush, and that the write carries the newest activity.
+func TestActivityIsCoalesced(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	ctx := context.Background()
+	tok, s := f.login(t)
+
+	for range 1000 {
+		f.clock.Advance(time.Millisecond)
+		if _, err := f.reg.Resolve(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.store.touches.Load(); n != 0 {
+		t.Fatalf("%d activity writes before a flush, want 0", n)
+	}
+	if err := f.reg.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := f.store.touches.Load(), f.store.touched.Load(); n != 1 || m != 1 {
+		t.Errorf("flush wrote %d batches of %d sessions, want 1 of 1", n, m)
+	}
+	got, err := f.store.GetAPISession(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add(time.Second); !got.LastActivityAt.Equal(want) {
+		t.Errorf("stored LastActivityAt = %v, want %v", got.LastActivityAt, want)
+	}
+	if err := f.reg.Flush(ctx); err != nil || f.store.touches.Load() != 1 {
+		t.Errorf("an idle flush wrote again (err %v)", err)
+	}
+}
+
+// TestSweepRemovesExpired checks the sweeper keeps active sessions whose
+// activity was not flushed yet, and removes expired ones with an event.
+func TestSweepRemovesExpired(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	ctx := context.Background()
+	active, _ := f.login(t)
+	_, idle := f.login(t)
+	cursor, err := f.store.EventCursor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	f.clock.Advance(9 * time.Minute)
+	if _, err := f.reg.Resolve(ctx, active); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Minute)
+	n, err := f.reg.Sweep(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("sweep removed %d (%v), want 1", n, err)
+	}
+	if _, err := f.reg.Resolve(ctx, active); err != nil {
+		t.Errorf("active session after the sweep: %v", err)
+	}
+	evs, err := f.store.Events(ctx, cursor, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].APISessionID != idle.ID || evs[0].Cause != store.CauseExpiry {
+		t.Errorf("events = %+v, want one expiry of %s", evs, idle.ID)
+	}
+	if f.reg.LastSweep().IsZero() {
+		t.Error("LastSweep not recorded")
+	}
+}
+
+// TestRemovalOnAnotherReplica shows a session deleted through another
+// registry on the same store is refused here once the event arrives.
+func TestRemovalOnAnotherReplica(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	other := f.newRegistry(t, 10*time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); f.reg.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	tok, s := f.login(t)
+	if _, err := f.reg.Resolve(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	// Let the follower reach the stream's head before the removal.
+	time.Sleep(50 * time.Millisecond)
+	if _, err := other.Delete(ctx, s.ID, store.CauseAdmin); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := f.reg.Resolve(ctx, tok)
+		if errors.Is(err, session.ErrInvalidToken) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session deleted on another replica still resolves here: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
