@@ -59,6 +59,29 @@ func (l *AttemptLimiter) Fail(key string, now time.Time) {
 	}
 }
 
+// Take records an attempt of key at now and reports whether it was within
+// the limit; an attempt over the limit costs nothing. It limits every
+// attempt, not only failed ones: certificate issuance per session, say.
+func (l *AttemptLimiter) Take(key string, now time.Time) bool {
+	if l == nil || l.burst <= 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		b = rate.NewLimiter(rate.Every(l.every), l.burst)
+		l.buckets[key] = b
+	}
+	allowed := b.AllowN(now, 1)
+	l.sweeps++
+	if l.sweeps >= 1024 {
+		l.sweeps = 0
+		l.forgetRefilled(now)
+	}
+	return allowed
+}
+
 // forgetRefilled drops buckets that are full again; they behave exactly like
 // absent ones.
 func (l *AttemptLimiter) forgetRefilled(now time.Time) {

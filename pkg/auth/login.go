@@ -11,6 +11,9 @@ import (
 	"github.com/sessioncert/sessioncert/pkg/store"
 )
 
+// MethodPassword names the password login method.
+const MethodPassword = "password"
+
 // Result is who a successful login proved to be.
 type Result struct {
 	Identity      *store.Identity
@@ -99,5 +102,5 @@ func (p *Password) check(ctx context.Context, username, password string) (*Resul
 	if err != nil {
 		return nil, fmt.Errorf("auth: get identity: %w", err)
 	}
-	return &Result{Identity: id, Authenticator: a, Method: "password"}, nil
+	return &Result{Identity: id, Authenticator: a, Method: MethodPassword}, nil
 }

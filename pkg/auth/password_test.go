@@ -50,7 +50,8 @@ func TestVerifyMalformedHash(t *testing.T) {
 		"zero time":     strings.Replace(good, "t=1", "t=0", 1),
 		"bad salt":      strings.Join([]string{"", parts[1], parts[2], parts[3], "!!!", parts[5]}, "$"),
 		"no key":        strings.Join([]string{"", parts[1], parts[2], parts[3], parts[4], ""}, "$"),
-		"huge key":      strings.Join([]string{"", parts[1], parts[2], parts[3], parts[4], strings.Repeat("A", 2000)}, "$"),
+		"huge key": strings.Join([]string{"", parts[1], parts[2], parts[3], parts[4],
+			strings.Repeat("A", 2000)}, "$"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			ok, err := VerifyPassword(h, "pw")
