@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"crypto/x509"
+	"errors"
 	"net/http"
 
 	"github.com/sessioncert/sessioncert/pkg/auth"
@@ -15,8 +17,14 @@ type authenticateHandler struct{ h *Handlers }
 func (a authenticateHandler) Handle(p auth_op.AuthenticateParams) auth_op.AuthenticateResponder {
 	ctx := p.HTTPRequest.Context()
 
+	attempt := LoginAttempt{Method: p.Method, Source: httpx.ClientIP(p.HTTPRequest)}
+	if p.Auth != nil {
+		attempt.Username = p.Auth.Username
+	}
 	res, err := a.login(p)
 	if err != nil {
+		attempt.Err = err
+		a.h.cfg.Recorder.Login(ctx, attempt)
 		return authenticateErrors.reply(ctx, err)
 	}
 	var configTypes []string
@@ -31,6 +39,8 @@ func (a authenticateHandler) Handle(p auth_op.AuthenticateParams) auth_op.Authen
 		ConfigTypes:     configTypes,
 		Certificates:    certificatesOf(res),
 	})
+	attempt.Result, attempt.Session, attempt.Err = res, s, err
+	a.h.cfg.Recorder.Login(ctx, attempt)
 	if err != nil {
 		return authenticateErrors.reply(ctx, err)
 	}
@@ -41,7 +51,7 @@ func (a authenticateHandler) Handle(p auth_op.AuthenticateParams) auth_op.Authen
 // login runs the primary authenticator that method names.
 func (a authenticateHandler) login(p auth_op.AuthenticateParams) (*auth.Result, error) {
 	switch p.Method {
-	case "password":
+	case auth.MethodPassword:
 		if p.Auth == nil || p.Auth.Username == "" {
 			return nil, errValidation("username", "required", nil)
 		}
@@ -50,12 +60,51 @@ func (a authenticateHandler) login(p auth_op.AuthenticateParams) (*auth.Result, 
 		}
 		return a.h.cfg.Password.Authenticate(p.HTTPRequest.Context(),
 			p.Auth.Username, p.Auth.Password.String(), httpx.ClientIP(p.HTTPRequest))
+	case auth.MethodCert:
+		return a.limited(p, func() (*auth.Result, error) {
+			var peer []*x509.Certificate
+			if p.HTTPRequest.TLS != nil {
+				peer = p.HTTPRequest.TLS.PeerCertificates
+			}
+			return a.h.cfg.Cert.Authenticate(p.HTTPRequest.Context(), peer)
+		})
+	case auth.MethodExtJWT:
+		res, err := a.limited(p, func() (*auth.Result, error) {
+			return a.h.cfg.ExtJWT.Authenticate(p.HTTPRequest.Context(), p.HTTPRequest.Header.Get("Authorization"))
+		})
+		if errors.Is(err, auth.ErrInvalidAuth) {
+			// The contract's ext-jwt failures carry a Bearer challenge that
+			// says whether the token was missing, expired or invalid.
+			ae := toAPIError(err)
+			ae.challenge = auth.BearerChallenge(err)
+			return nil, ae
+		}
+		return res, err
 	default:
 		return nil, &apiError{
 			status: http.StatusBadRequest, code: CodeInvalidAuthMethod,
 			message: "the authentication method is not served",
 		}
 	}
+}
+
+// limited applies the per-source limit of failed logins to the cert and
+// ext-jwt methods; the password authenticator limits itself, per source and
+// per username.
+func (a authenticateHandler) limited(
+	p auth_op.AuthenticateParams,
+	login func() (*auth.Result, error),
+) (*auth.Result, error) {
+	source := httpx.ClientIP(p.HTTPRequest)
+	now := a.h.cfg.Now()
+	if !a.h.cfg.Logins.Allowed(source, now) {
+		return nil, auth.ErrRateLimited
+	}
+	res, err := login()
+	if errors.Is(err, auth.ErrInvalidAuth) {
+		a.h.cfg.Logins.Fail(source, now)
+	}
+	return res, err
 }
 
 func certificatesOf(res *auth.Result) []*store.Certificate {

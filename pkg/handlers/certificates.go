@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"time"
+
 	"github.com/sessioncert/sessioncert/models"
 	"github.com/sessioncert/sessioncert/pkg/auth"
 	"github.com/sessioncert/sessioncert/pkg/store"
@@ -16,8 +18,16 @@ func (c createCertificateHandler) Handle(
 	ctx := p.HTTPRequest.Context()
 	csr := []byte(*p.SessionCertificate.Csr)
 
+	start := time.Now()
 	issued, err := c.h.cfg.Issuer.Issue(ctx, principal.APISessionID, csr)
 	if err != nil {
+		c.h.cfg.Recorder.CertificateRefused(ctx, principal, err)
+		return createCertificateErrors.reply(ctx, err)
+	}
+	if err := c.h.cfg.Recorder.CertificateIssued(ctx, principal, issued, time.Since(start)); err != nil {
+		// The client never gets a certificate the audit trail does not
+		// know; remove it rather than leave it unaccounted for.
+		_, _ = c.h.cfg.Issuer.Delete(ctx, principal.APISessionID, issued.Certificate.ID)
 		return createCertificateErrors.reply(ctx, err)
 	}
 
@@ -107,7 +117,10 @@ func (d deleteCertificateHandler) Handle(
 ) cur.DeleteCurrentAPISessionCertificateResponder {
 	ctx := p.HTTPRequest.Context()
 
-	_, err := d.h.cfg.Issuer.Delete(ctx, principal.APISessionID, p.ID)
+	ev, err := d.h.cfg.Issuer.Delete(ctx, principal.APISessionID, p.ID)
+	if err == nil {
+		err = d.h.cfg.Recorder.CertificateDeleted(ctx, principal, p.ID, ev)
+	}
 	if err != nil {
 		return deleteCertificateErrors.reply(ctx, err)
 	}

@@ -133,6 +133,11 @@ func toAPIError(err error) *apiError {
 			status: http.StatusTooManyRequests, code: CodeRateLimited,
 			message: "too many failed attempts, try again later",
 		}
+	case stderrors.Is(err, session.ErrIssueRateLimited):
+		return &apiError{
+			status: http.StatusTooManyRequests, code: CodeRateLimited,
+			message: "certificates are requested too often, try again later",
+		}
 	case stderrors.Is(err, session.ErrCertificateLimit):
 		return &apiError{
 			status: http.StatusTooManyRequests, code: CodeRateLimited,

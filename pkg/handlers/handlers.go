@@ -32,7 +32,16 @@ type Config struct {
 	Issuer   *session.Issuer
 	Manage   *manage.Service
 	Password *auth.Password
-	Version  VersionInfo
+	Cert     *auth.Cert
+	ExtJWT   *auth.ExtJWT
+
+	// Logins limits failed cert and ext-jwt logins per source address.
+	Logins  *auth.AttemptLimiter
+	Version VersionInfo
+
+	// Recorder is told about logins, issuance and refusals; nil records
+	// nothing.
+	Recorder Recorder
 
 	// Health runs the health checks; nil reports no checks.
 	Health func(ctx context.Context) []HealthCheck
@@ -53,6 +62,9 @@ func New(cfg Config) *Handlers {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Recorder == nil {
+		cfg.Recorder = nopRecorder{}
 	}
 	if cfg.Health == nil {
 		cfg.Health = noHealth

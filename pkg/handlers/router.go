@@ -8,6 +8,7 @@ import (
 
 	"github.com/sessioncert/sessioncert/models"
 	"github.com/sessioncert/sessioncert/pkg/auth"
+	"github.com/sessioncert/sessioncert/pkg/ca"
 	"github.com/sessioncert/sessioncert/pkg/session"
 	"github.com/sessioncert/sessioncert/pkg/store"
 	"github.com/sessioncert/sessioncert/restapi/operations/router"
@@ -29,7 +30,7 @@ type createAdmissionHandler struct{ h *Handlers }
 
 func (a createAdmissionHandler) Handle(
 	p router.CreateAdmissionParams,
-	_ *auth.Principal,
+	principal *auth.Principal,
 ) router.CreateAdmissionResponder {
 	ctx := p.HTTPRequest.Context()
 	chain, err := session.ParseChain([]byte(*p.Body.Certificate))
@@ -39,7 +40,12 @@ func (a createAdmissionHandler) Handle(
 
 	adm, err := a.h.cfg.Issuer.Admit(ctx, *p.Body.Token, chain)
 	if err != nil {
-		return createAdmissionErrors.reply(ctx, admissionError(err))
+		err = admissionError(err)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.status == http.StatusForbidden {
+			a.h.cfg.Recorder.AdmissionRefused(ctx, principal, ae.code, ca.Fingerprint(chain[0].Raw))
+		}
+		return createAdmissionErrors.reply(ctx, err)
 	}
 
 	s, c := adm.Session, adm.Certificate
@@ -104,6 +110,10 @@ func (l listEventsHandler) Handle(p router.ListEventsParams, _ *auth.Principal) 
 	}
 	wait := time.Duration(*p.Wait) * time.Second
 
+	if wait > 0 {
+		l.h.cfg.Recorder.Waiting(1)
+		defer l.h.cfg.Recorder.Waiting(-1)
+	}
 	evs, next, err := reg.Events(ctx, after, wait, int(*p.Limit))
 	if errors.Is(err, store.ErrCursorExpired) {
 		err = &apiError{status: http.StatusGone, code: CodeCursorExpired, message: cursorExpiredMessage}

@@ -353,3 +353,7 @@ func TestBadCSRs(t *testing.T) {
 }
 
 func fingerprintOf(c *x509.Certificate) string { return ca.Fingerprint(c.Raw) }
+
+func authFor(token string) runtime.ClientAuthInfoWriter {
+	return httptransport.APIKeyAuth("zt-session", "header", token)
+}

@@ -22,6 +22,13 @@ type Config struct {
 	Certs  CertConfig   `group:"Certificates"`
 	Store  StoreConfig  `group:"Store"`
 	Logins LoginConfig  `group:"Logins"`
+	Ops    OpsConfig    `group:"Operations"`
+}
+
+// OpsConfig is what operators watch: metrics and the audit trail.
+type OpsConfig struct {
+	MetricsAddr string `long:"metrics-addr" env:"METRICS_ADDR" description:"serve /metrics on this address (plain HTTP) instead of on the API listener, e.g. 127.0.0.1:9090"`
+	AuditLog    string `long:"audit-log" env:"AUDIT_LOG" default:"audit.log" description:"audit trail file (relative to --data-dir), - for standard output, or none"`
 }
 
 // LogConfig selects the log level and format.
@@ -51,6 +58,8 @@ type CertConfig struct {
 	Lifetime           time.Duration `long:"cert-lifetime" env:"CERT_LIFETIME" default:"12h" description:"validity of issued certificates"`
 	Backdate           time.Duration `long:"cert-backdate" env:"CERT_BACKDATE" default:"1m" description:"how far NotBefore is set in the past, for clock skew"`
 	MaxCertsPerSession int           `long:"max-certs-per-session" env:"MAX_CERTS_PER_SESSION" default:"64" description:"live certificates one session may hold"`
+	RateBurst          int           `long:"cert-rate-burst" env:"CERT_RATE_BURST" default:"20" description:"certificate requests one session may make at once (0 disables the limit)"`
+	RateRefill         time.Duration `long:"cert-rate-refill" env:"CERT_RATE_REFILL" default:"1s" description:"one more certificate request is allowed after this long"`
 }
 
 // StoreConfig selects the store.

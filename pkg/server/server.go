@@ -22,11 +22,14 @@ import (
 	"github.com/go-openapi/loads"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/sessioncert/sessioncert/pkg/apidocs"
+	"github.com/sessioncert/sessioncert/pkg/audit"
 	"github.com/sessioncert/sessioncert/pkg/auth"
 	"github.com/sessioncert/sessioncert/pkg/ca"
 	"github.com/sessioncert/sessioncert/pkg/handlers"
 	"github.com/sessioncert/sessioncert/pkg/httpx"
 	"github.com/sessioncert/sessioncert/pkg/manage"
+	"github.com/sessioncert/sessioncert/pkg/metrics"
 	"github.com/sessioncert/sessioncert/pkg/session"
 	"github.com/sessioncert/sessioncert/pkg/store"
 	"github.com/sessioncert/sessioncert/pkg/store/bolt"
@@ -42,6 +45,10 @@ type Deps struct {
 	Rand       io.Reader
 	Logger     *slog.Logger
 	HashParams auth.HashParams
+
+	// JWKSClient fetches the key sets of external JWT signers; nil means a
+	// client with the system's roots.
+	JWKSClient *http.Client
 
 	// AdminPassword is the password of the first admin; empty means the
 	// SESSIONCERT_ADMIN_PASSWORD variable, or a generated one.
@@ -63,6 +70,12 @@ type Server struct {
 	registry *session.Registry
 	handler  http.Handler
 	tls      *tls.Config
+
+	metrics   *metrics.Metrics
+	audit     *audit.Log
+	observer  *observer
+	storeName string
+	docs      []byte
 
 	started       time.Time
 	sweepInterval time.Duration
@@ -126,16 +139,23 @@ func (s *Server) build() error {
 		return err
 	}
 
-	st, err := bolt.Open(filepath.Join(s.cfg.DataDir, "sessioncert.db"), bolt.Options{
-		EventHistory: s.cfg.Store.EventHistory,
-	})
+	s.metrics = metrics.New()
+	st, err := s.openStore()
 	if err != nil {
-		return fmt.Errorf("server: open store: %w", err)
-	}
-	s.store = st
-
-	if err := s.ensureAdmin(context.Background()); err != nil {
 		return err
+	}
+	s.store = metrics.InstrumentStore(st, s.metrics)
+	if err := s.openAudit(); err != nil {
+		return err
+	}
+	s.observer = &observer{metrics: s.metrics, audit: s.audit, log: s.log}
+
+	ctx := context.Background()
+	if err := s.ensureAdmin(ctx); err != nil {
+		return err
+	}
+	if _, sessions, err := s.store.ListAPISessions(ctx, store.Page{Limit: 1}); err == nil {
+		s.metrics.SetLive(sessions, 0)
 	}
 
 	s.registry, err = session.New(session.Config{
@@ -146,6 +166,7 @@ func (s *Server) build() error {
 		Now:           s.deps.Now,
 		Rand:          s.deps.Rand,
 		Logger:        s.log,
+		Observer:      s.observer,
 	})
 	if err != nil {
 		return err
@@ -155,13 +176,42 @@ func (s *Server) build() error {
 		return err
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
 		s.registry.Run(ctx)
 	}()
+	return nil
+}
+
+// openStore opens the configured store.
+func (s *Server) openStore() (store.Store, error) {
+	st, err := bolt.Open(filepath.Join(s.cfg.DataDir, "sessioncert.db"), bolt.Options{
+		EventHistory: s.cfg.Store.EventHistory,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: open store: %w", err)
+	}
+	s.storeName = "bolt " + st.Path()
+	return st, nil
+}
+
+// openAudit opens the audit trail named by --audit-log.
+func (s *Server) openAudit() error {
+	path := s.cfg.Ops.AuditLog
+	switch {
+	case path == "none":
+		path = ""
+	case path != "" && path != "-" && !filepath.IsAbs(path):
+		path = filepath.Join(s.cfg.DataDir, path)
+	}
+	a, err := audit.Open(path, s.deps.Now)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.audit = a
 	return nil
 }
 
@@ -236,10 +286,12 @@ func (s *Server) buildHandler() error {
 	h := handlers.New(handlers.Config{
 		Registry: s.registry,
 		Issuer: session.NewIssuer(session.IssuerConfig{
-			Registry: s.registry,
-			Signer:   s.ca,
-			Verifier: s.ca,
-			MaxLive:  s.cfg.Certs.MaxCertsPerSession,
+			Registry:  s.registry,
+			Signer:    s.ca,
+			Verifier:  s.ca,
+			MaxLive:   s.cfg.Certs.MaxCertsPerSession,
+			RateBurst: s.cfg.Certs.RateBurst,
+			RateEvery: s.cfg.Certs.RateRefill,
 		}),
 		Manage: manage.New(manage.Config{
 			Store:      s.store,
@@ -247,8 +299,15 @@ func (s *Server) buildHandler() error {
 			HashParams: s.deps.HashParams,
 			Now:        s.deps.Now,
 			Rand:       s.deps.Rand,
+			Observer:   s.observer,
 		}),
 		Password: password,
+		Cert:     auth.NewCert(auth.CertConfig{Store: s.store, Now: s.deps.Now, Rand: s.deps.Rand}),
+		ExtJWT: auth.NewExtJWT(auth.ExtJWTConfig{
+			Store: s.store, HTTPClient: s.deps.JWKSClient, Now: s.deps.Now,
+		}),
+		Logins:   auth.NewAttemptLimiter(s.cfg.Logins.FailureBurst, s.cfg.Logins.FailureEvery),
+		Recorder: s.observer,
 		Health:   s.health,
 		Version:  s.deps.Version,
 		Logger:   s.log,
@@ -259,10 +318,19 @@ func (s *Server) buildHandler() error {
 		return fmt.Errorf("server: api: %w", err)
 	}
 
+	if s.docs, err = apidocs.Render(restapi.SwaggerJSON); err != nil {
+		return err
+	}
+
 	mux := http.NewServeMux()
-	apiHandler := api.Serve(nil)
+	apiHandler := api.Serve(s.operationMetrics)
 	mux.Handle("/edge/", apiHandler)
 	mux.Handle("/health-checks", apiHandler)
+	mux.HandleFunc("GET /docs", s.serveDocs)
+	mux.HandleFunc("GET /swagger.json", s.serveSpec)
+	if s.cfg.Ops.MetricsAddr == "" {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	mux.HandleFunc("/", handlers.NotFoundHandler)
 	s.handler = httpx.Middleware(httpx.Config{
 		Logger:    s.log,
@@ -313,26 +381,50 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+
+	metricsURL := "https://" + ln.Addr().String() + "/metrics"
+	var metricsSrv *http.Server
+	if addr := s.cfg.Ops.MetricsAddr; addr != "" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("server: metrics listener: %w", err)
+		}
+		metricsURL = "http://" + mln.Addr().String() + "/metrics"
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- metricsSrv.Serve(mln) }()
+	}
+
 	s.log.Info("serving",
 		slog.String("url", "https://"+ln.Addr().String()),
+		slog.String("docs", "https://"+ln.Addr().String()+"/docs"),
+		slog.String("metrics", metricsURL),
 		slog.String("version", s.deps.Version.Version),
-		slog.String("store", "bolt"),
+		slog.String("store", s.storeName),
 		slog.String("ca", s.ca.Certificate().Subject.String()),
 		slog.Time("caNotAfter", s.ca.NotAfter()))
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
-
 	select {
 	case err := <-errc:
+		_ = srv.Close()
 		return fmt.Errorf("server: serve: %w", err)
 	case <-ctx.Done():
 	}
 
+	// Stop accepting, release the routers' long polls, and give in-flight
+	// requests the shutdown timeout to finish.
 	s.log.Info("shutting down", slog.Duration("timeout", s.cfg.Listen.ShutdownTimeout))
+	s.registry.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Listen.ShutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(sctx)
+	}
 	if serveErr := <-errc; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("server: serve: %w", serveErr)
 	}
@@ -358,5 +450,6 @@ func (s *Server) Close() error {
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}
+	errs = append(errs, s.audit.Close())
 	return errors.Join(errs...)
 }

@@ -180,8 +180,13 @@ func (r *Registry) Events(
 			return nil, after, nil
 		}
 		wctx, cancel := context.WithTimeout(ctx, left)
+		stop := context.AfterFunc(r.drained, cancel)
 		err = r.cfg.Store.WaitEvents(wctx, after)
+		stop()
 		cancel()
+		if r.drained.Err() != nil {
+			return nil, after, nil
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:

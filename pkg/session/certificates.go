@@ -4,14 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/sessioncert/sessioncert/pkg/auth"
 	"github.com/sessioncert/sessioncert/pkg/ca"
 	"github.com/sessioncert/sessioncert/pkg/store"
 )
 
-// ErrCertificateLimit is returned by IssueCertificate when the session already
-// holds the maximum number of live certificates.
-var ErrCertificateLimit = errors.New("session: certificate limit reached")
+// Errors of Issue besides CSR and store errors.
+var (
+	// ErrCertificateLimit is returned when the session already holds the
+	// maximum number of live certificates.
+	ErrCertificateLimit = errors.New("session: certificate limit reached")
+
+	// ErrIssueRateLimited is returned when the session asks for
+	// certificates faster than its issuance rate allows.
+	ErrIssueRateLimited = errors.New("session: certificate requests too frequent")
+)
 
 // Signer turns a parsed CSR into a certificate. *ca.CA implements it.
 type Signer interface {
@@ -26,6 +35,7 @@ type Issuer struct {
 	signer   Signer
 	verifier Verifier
 	maxLive  int
+	rate     *auth.AttemptLimiter
 }
 
 // IssuerConfig configures an Issuer.
@@ -40,11 +50,21 @@ type IssuerConfig struct {
 	// MaxLive caps the live certificates one session may hold; zero or less
 	// means no cap.
 	MaxLive int
+
+	// RateBurst and RateEvery limit how fast one session may ask for
+	// certificates: RateBurst at once, then one more every RateEvery, so
+	// that a stolen token cannot spend the CA's CPU. A RateBurst of zero
+	// disables the limit.
+	RateBurst int
+	RateEvery time.Duration
 }
 
 // NewIssuer returns an Issuer.
 func NewIssuer(cfg IssuerConfig) *Issuer {
-	return &Issuer{reg: cfg.Registry, signer: cfg.Signer, verifier: cfg.Verifier, maxLive: cfg.MaxLive}
+	return &Issuer{
+		reg: cfg.Registry, signer: cfg.Signer, verifier: cfg.Verifier, maxLive: cfg.MaxLive,
+		rate: auth.NewAttemptLimiter(cfg.RateBurst, cfg.RateEvery),
+	}
 }
 
 // BundlePEM returns the CA certificates clients should trust.
@@ -60,8 +80,12 @@ type Issued struct {
 // Issue parses csrPEM, signs a certificate for the session and records it
 // under the session, durably, before returning. It returns a *ca.CSRError for
 // a refused CSR, ErrInvalidToken when the session is no longer live,
-// ErrCertificateLimit at the cap, or a store error.
+// ErrIssueRateLimited or ErrCertificateLimit, or a store error.
 func (i *Issuer) Issue(ctx context.Context, apiSessionID string, csrPEM []byte) (*Issued, error) {
+	if !i.rate.Take(apiSessionID, i.reg.cfg.Now()) {
+		return nil, ErrIssueRateLimited
+	}
+
 	// Parse and check the request before spending a signature on it.
 	csr, err := ca.ParseCSR(csrPEM)
 	if err != nil {

@@ -75,9 +75,14 @@ type Config struct {
 // audit trail. Methods are called synchronously after the change is durable
 // and must not block.
 type Observer interface {
-	SessionCreated(s *Session)
+	// SessionCreated reports a new session and how many certificates it
+	// started with (the client certificate of a cert login).
+	SessionCreated(s *Session, initialCerts int)
+	// SessionRemoved reports a session that ended, with its certificates.
 	SessionRemoved(ev store.Event)
-	SweepDone(removed int, err error)
+	// SweepDone reports a sweeper run: sessions removed for expiry and
+	// certificates removed past their validity.
+	SweepDone(removedSessions, expiredCerts int, err error)
 }
 
 // Session is a snapshot of a live API session and its identity. It is a
@@ -109,6 +114,10 @@ type Registry struct {
 
 	lastSweep   sync.Mutex
 	lastSweepAt time.Time
+
+	// drained is done once Drain was called.
+	drained context.Context
+	drain   context.CancelFunc
 }
 
 // New returns a registry over cfg.Store. Call Run to start the background
@@ -138,13 +147,21 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	drained, drain := context.WithCancel(context.Background())
 	return &Registry{
-		cfg:    cfg,
-		byHash: make(map[store.TokenHash]*entry),
-		byID:   make(map[string]*entry),
-		dirty:  make(map[string]*entry),
+		cfg:     cfg,
+		byHash:  make(map[store.TokenHash]*entry),
+		byID:    make(map[string]*entry),
+		dirty:   make(map[string]*entry),
+		drained: drained,
+		drain:   drain,
 	}, nil
 }
+
+// Drain releases every long poll waiting in Events, and makes later calls
+// return at once, so that a shutting-down server is not held up by routers
+// waiting for events.
+func (r *Registry) Drain() { r.drain() }
 
 // Timeout returns the idle timeout of sessions.
 func (r *Registry) Timeout() time.Duration { return r.cfg.Timeout }
@@ -212,7 +229,7 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest) (string, *Sess
 
 	snap := e.snapshot()
 	if r.cfg.Observer != nil {
-		r.cfg.Observer.SessionCreated(snap)
+		r.cfg.Observer.SessionCreated(snap, len(req.Certificates))
 	}
 	return token, snap, nil
 }
@@ -440,28 +457,27 @@ func (r *Registry) Flush(ctx context.Context) error {
 // its certificates, recording one event each, and removes certificates past
 // their validity. It returns how many sessions it removed.
 func (r *Registry) Sweep(ctx context.Context) (int, error) {
-	removed, err := r.sweep(ctx)
+	removed, expired, err := r.sweep(ctx)
 	r.lastSweep.Lock()
 	if err == nil {
 		r.lastSweepAt = r.cfg.Now()
 	}
 	r.lastSweep.Unlock()
 	if r.cfg.Observer != nil {
-		r.cfg.Observer.SweepDone(removed, err)
+		r.cfg.Observer.SweepDone(removed, expired, err)
 	}
 	return removed, err
 }
 
-func (r *Registry) sweep(ctx context.Context) (int, error) {
+func (r *Registry) sweep(ctx context.Context) (removed, expired int, err error) {
 	if err := r.Flush(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	removed := 0
 	for {
 		now := r.cfg.Now().UTC()
 		evs, err := r.cfg.Store.DeleteExpiredAPISessions(ctx, now, sweepBatch)
 		if err != nil {
-			return removed, fmt.Errorf("session: sweep: %w", err)
+			return removed, expired, fmt.Errorf("session: sweep: %w", err)
 		}
 		for _, ev := range evs {
 			r.Forget(ev.APISessionID)
@@ -476,11 +492,12 @@ func (r *Registry) sweep(ctx context.Context) (int, error) {
 	}
 	for {
 		n, err := r.cfg.Store.DeleteExpiredCertificates(ctx, r.cfg.Now().UTC(), sweepBatch)
+		expired += n
 		if err != nil {
-			return removed, fmt.Errorf("session: sweep certificates: %w", err)
+			return removed, expired, fmt.Errorf("session: sweep certificates: %w", err)
 		}
 		if n < sweepBatch {
-			return removed, nil
+			return removed, expired, nil
 		}
 	}
 }

@@ -76,6 +76,10 @@ type Options struct {
 	// Clock, when set, is the server's clock.
 	Clock *Clock
 
+	// JWKSClient fetches external signers' key sets (an httptest TLS
+	// server's client, say).
+	JWKSClient *http.Client
+
 	// Logger receives the server's log; default discards it unless the
 	// test runs with -v, where it goes to the test log.
 	Logger *slog.Logger
@@ -132,6 +136,7 @@ func Start(t testing.TB, o Options) *Env {
 		// are exercised by the auth package's own tests and by make bench.
 		HashParams:    auth.HashParams{Time: 1, Memory: 64, Threads: 1},
 		AdminPassword: AdminPassword,
+		JWKSClient:    o.JWKSClient,
 	})
 	if err != nil {
 		t.Fatalf("start server: %v", err)

@@ -1,0 +1,168 @@
+// Package audit writes the audit trail: one JSON line per security event
+// (logins, sessions ending, certificates issued and deleted, administrative
+// changes, refused admissions). It never records a token, a password, a
+// private key or a raw CSR; certificates appear by id, serial and
+// fingerprint.
+package audit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// Event types.
+const (
+	TypeLoginSucceeded     = "login.succeeded"
+	TypeLoginFailed        = "login.failed"
+	TypeSessionEnded       = "session.ended"
+	TypeCertificateIssued  = "certificate.issued"
+	TypeCertificateDeleted = "certificate.deleted"
+	TypeManagementChange   = "management.change"
+	TypeAdmissionRefused   = "admission.refused"
+)
+
+// Event is one line of the audit trail. Empty fields are left out.
+type Event struct {
+	Time         time.Time    `json:"time"`
+	Type         string       `json:"type"`
+	RequestID    string       `json:"requestId,omitempty"`
+	Source       string       `json:"source,omitempty"`
+	Method       string       `json:"method,omitempty"`
+	IdentityID   string       `json:"identityId,omitempty"`
+	Username     string       `json:"username,omitempty"`
+	APISessionID string       `json:"apiSessionId,omitempty"`
+	Reason       string       `json:"reason,omitempty"`
+	Cause        string       `json:"cause,omitempty"`
+	Fingerprints []string     `json:"fingerprints,omitempty"`
+	Certificate  *Certificate `json:"certificate,omitempty"`
+	Change       *Change      `json:"change,omitempty"`
+}
+
+// Certificate describes an issued or deleted certificate.
+type Certificate struct {
+	ID          string    `json:"id"`
+	Serial      string    `json:"serial,omitempty"`
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	KeyType     string    `json:"keyType,omitempty"`
+	ValidFrom   time.Time `json:"validFrom,omitzero"`
+	ValidTo     time.Time `json:"validTo,omitzero"`
+}
+
+// Change describes an administrative change; Before and After hold the
+// entity without its secrets.
+type Change struct {
+	Actor  string `json:"actor"`
+	Action string `json:"action"`
+	Kind   string `json:"kind"`
+	ID     string `json:"id"`
+	Before any    `json:"before,omitempty"`
+	After  any    `json:"after,omitempty"`
+}
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("audit: closed")
+
+// Log is an audit trail. A nil *Log records nothing, so that auditing can
+// be switched off without checks at every call. Safe for concurrent use.
+type Log struct {
+	mu     sync.Mutex
+	w      io.Writer
+	file   *os.File // nil when writing to stdout or a caller's writer
+	now    func() time.Time
+	closed bool
+}
+
+// Open returns a Log writing to path: a file opened for appending (created
+// with mode 0600), or standard output for "-". An empty path returns nil, a
+// Log that records nothing.
+func Open(path string, now func() time.Time) (*Log, error) {
+	if now == nil {
+		now = time.Now
+	}
+	switch path {
+	case "":
+		return nil, nil
+	case "-":
+		return &Log{w: os.Stdout, now: now}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600) //nolint:gosec // operator's path
+	if err != nil {
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	return &Log{w: f, file: f, now: now}, nil
+}
+
+// New returns a Log writing to w, for tests and embedding.
+func New(w io.Writer, now func() time.Time) *Log {
+	if now == nil {
+		now = time.Now
+	}
+	return &Log{w: w, now: now}
+}
+
+// Write appends e as one JSON line, stamping its time when it has none. The
+// line is handed to the operating system before Write returns; a file is
+// synced to disk by Sync. It returns the write error, so that callers that
+// must not lose an event (issuance, administrative changes) can fail the
+// request instead.
+func (l *Log) Write(e Event) error {
+	if l == nil {
+		return nil
+	}
+	if e.Time.IsZero() {
+		e.Time = l.now().UTC()
+	}
+	line, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("audit: encode: %w", err)
+	}
+	line = append(line, '\n')
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if _, err := l.w.Write(line); err != nil {
+		return fmt.Errorf("audit: write: %w", err)
+	}
+	return nil
+}
+
+// Sync flushes a file to disk; it does nothing for other writers.
+func (l *Log) Sync() error {
+	if l == nil || l.file == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	if err := l.file.Sync(); err != nil {
+		return fmt.Errorf("audit: sync: %w", err)
+	}
+	return nil
+}
+
+// Close syncs and closes a file. Later writes return ErrClosed.
+func (l *Log) Close() error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	if l.file == nil {
+		return nil
+	}
+	err := l.file.Sync()
+	return errors.Join(err, l.file.Close())
+}

@@ -1,0 +1,143 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/sessioncert/sessioncert/pkg/audit"
+	"github.com/sessioncert/sessioncert/pkg/auth"
+	"github.com/sessioncert/sessioncert/pkg/ca"
+	"github.com/sessioncert/sessioncert/pkg/handlers"
+	"github.com/sessioncert/sessioncert/pkg/httpx"
+	"github.com/sessioncert/sessioncert/pkg/manage"
+	"github.com/sessioncert/sessioncert/pkg/metrics"
+	"github.com/sessioncert/sessioncert/pkg/session"
+	"github.com/sessioncert/sessioncert/pkg/store"
+)
+
+// observer turns what the registry, the handlers and the administration
+// report into metrics and audit lines. It implements session.Observer,
+// manage.Observer and handlers.Recorder.
+type observer struct {
+	metrics *metrics.Metrics
+	audit   *audit.Log
+	log     *slog.Logger
+}
+
+var (
+	_ session.Observer  = (*observer)(nil)
+	_ manage.Observer   = (*observer)(nil)
+	_ handlers.Recorder = (*observer)(nil)
+)
+
+// write records an audit event that may be lost only with a logged error.
+func (o *observer) write(e audit.Event) {
+	if err := o.audit.Write(e); err != nil {
+		o.log.Error("audit write failed", slog.String("type", e.Type), slog.Any("error", err))
+	}
+}
+
+func (o *observer) SessionCreated(_ *session.Session, initialCerts int) {
+	o.metrics.SessionCreated(initialCerts)
+}
+
+func (o *observer) SessionRemoved(ev store.Event) {
+	o.metrics.Removed(ev)
+	o.write(audit.Event{
+		Type: audit.TypeSessionEnded, APISessionID: ev.APISessionID, IdentityID: ev.IdentityID,
+		Cause: string(ev.Cause), Fingerprints: ev.Fingerprints,
+	})
+}
+
+func (o *observer) SweepDone(removed, expiredCerts int, err error) {
+	o.metrics.Swept(removed, expiredCerts, err)
+}
+
+// Changed records an administrative change; the caller fails the request
+// when it cannot be written.
+func (o *observer) Changed(ctx context.Context, c manage.Change) error {
+	return o.audit.Write(audit.Event{
+		Type: audit.TypeManagementChange, RequestID: httpx.RequestID(ctx), IdentityID: c.Actor,
+		Change: &audit.Change{Actor: c.Actor, Action: c.Action, Kind: c.Kind, ID: c.ID,
+			Before: c.Before, After: c.After},
+	})
+}
+
+func (o *observer) Login(ctx context.Context, a handlers.LoginAttempt) {
+	e := audit.Event{RequestID: httpx.RequestID(ctx), Source: a.Source, Method: a.Method, Username: a.Username}
+	if a.Err == nil {
+		o.metrics.Login(a.Method, metrics.LoginSucceeded)
+		e.Type = audit.TypeLoginSucceeded
+		e.IdentityID = a.Result.Identity.ID
+		e.APISessionID = a.Session.ID
+		if a.Result.Certificate != nil {
+			e.Fingerprints = []string{a.Result.Certificate.Fingerprint}
+		}
+		o.write(e)
+		return
+	}
+	e.Type = audit.TypeLoginFailed
+	var le *auth.LoginError
+	switch {
+	case errors.As(a.Err, &le):
+		o.metrics.Login(a.Method, metrics.LoginInvalid)
+		e.Reason = string(le.Reason)
+	case errors.Is(a.Err, auth.ErrRateLimited):
+		o.metrics.Login(a.Method, metrics.LoginRateLimited)
+		e.Reason = "rateLimited"
+	default:
+		o.metrics.Login(a.Method, metrics.LoginError)
+		e.Reason = "rejected"
+	}
+	o.write(e)
+}
+
+// CertificateIssued records an issuance before the reply goes out.
+func (o *observer) CertificateIssued(
+	ctx context.Context,
+	p *auth.Principal,
+	c *session.Issued,
+	took time.Duration,
+) error {
+	o.metrics.Issued(c.KeyType, took)
+	cert := c.Certificate
+	return o.audit.Write(audit.Event{
+		Type: audit.TypeCertificateIssued, RequestID: httpx.RequestID(ctx),
+		IdentityID: p.IdentityID, APISessionID: p.APISessionID,
+		Certificate: &audit.Certificate{ID: cert.ID, Serial: cert.Serial, Fingerprint: cert.Fingerprint,
+			KeyType: c.KeyType, ValidFrom: cert.ValidFrom, ValidTo: cert.ValidTo},
+	})
+}
+
+func (o *observer) CertificateRefused(_ context.Context, _ *auth.Principal, err error) {
+	var csrErr *ca.CSRError
+	switch {
+	case errors.As(err, &csrErr):
+		o.metrics.Refused(metrics.RefusalBadCSR)
+	case errors.Is(err, session.ErrCertificateLimit):
+		o.metrics.Refused(metrics.RefusalCertCap)
+	case errors.Is(err, session.ErrIssueRateLimited):
+		o.metrics.Refused(metrics.RefusalRateLimited)
+	}
+}
+
+// CertificateDeleted records a deletion before the reply goes out.
+func (o *observer) CertificateDeleted(ctx context.Context, p *auth.Principal, certID string, ev *store.Event) error {
+	o.metrics.Removed(*ev)
+	return o.audit.Write(audit.Event{
+		Type: audit.TypeCertificateDeleted, RequestID: httpx.RequestID(ctx),
+		IdentityID: p.IdentityID, APISessionID: p.APISessionID, Fingerprints: ev.Fingerprints,
+		Certificate: &audit.Certificate{ID: certID},
+	})
+}
+
+func (o *observer) AdmissionRefused(ctx context.Context, router *auth.Principal, code, fingerprint string) {
+	o.write(audit.Event{
+		Type: audit.TypeAdmissionRefused, RequestID: httpx.RequestID(ctx), Reason: code,
+		IdentityID: router.IdentityID, Fingerprints: []string{fingerprint},
+	})
+}
+
+func (o *observer) Waiting(delta int) { o.metrics.Waiting(delta) }
