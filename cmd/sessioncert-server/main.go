@@ -26,7 +26,8 @@ import (
 
 // other holds the flags that are not server settings.
 type other struct {
-	Version bool `long:"version" description:"print the version, revision and build date, and exit"`
+	Config  string `long:"config" env:"SESSIONCERT_CONFIG" description:"YAML (.yaml, .yml) or INI file of settings; flags and environment override it"`
+	Version bool   `long:"version" description:"print the version, revision and build date, and exit"`
 }
 
 func main() {
@@ -44,6 +45,12 @@ func run() int {
 	if _, err := p.AddGroup("Other", "", &more); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if path := server.ConfigFileArg(os.Args[1:]); path != "" {
+		if err := server.ApplyConfigFile(p, path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
 	}
 	if _, err := p.Parse(); err != nil {
 		var fe *flags.Error

@@ -342,3 +342,5 @@ func rawGet(t *testing.T, e *servertest.Env, path, token string) (int, string) {
 }
 
 func strfmtPassword(s string) strfmt.Password { return strfmt.Password(s) }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

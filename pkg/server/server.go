@@ -444,11 +444,15 @@ func (s *Server) Close() error {
 	var errs []error
 	if s.registry != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		errs = append(errs, s.registry.Close(ctx))
+		if err := s.registry.Close(ctx); !errors.Is(err, store.ErrClosed) {
+			errs = append(errs, err)
+		}
 		cancel()
 	}
 	if s.store != nil {
-		errs = append(errs, s.store.Close())
+		if err := s.store.Close(); !errors.Is(err, store.ErrClosed) {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, s.audit.Close())
 	return errors.Join(errs...)

@@ -1,0 +1,99 @@
+package server_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jessevdk/go-flags"
+
+	"github.com/sessioncert/sessioncert/pkg/server"
+)
+
+// parse runs the server's command line over args with a config file, as
+// cmd/sessioncert-server does.
+func parse(t *testing.T, file string, args ...string) (server.Config, error) {
+	t.Helper()
+	var c server.Config
+	p, err := server.NewParser(&c, flags.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var more struct {
+		Config string `long:"config"`
+	}
+	if _, err := p.AddGroup("Other", "", &more); err != nil {
+		t.Fatal(err)
+	}
+	if file != "" {
+		if err := server.ApplyConfigFile(p, file); err != nil {
+			return c, err
+		}
+	}
+	_, err = p.ParseArgs(args)
+	return c, err
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestConfigPrecedence: flag > environment > file > default, for YAML and
+// INI files alike.
+func TestConfigPrecedence(t *testing.T) {
+	files := map[string]string{
+		"yaml": writeFile(t, "c.yaml", "session-timeout: 45m\ncert-lifetime: 2h\nlog-level: debug\nport: 1999\n"),
+		"ini": writeFile(t, "c.ini", "[server]\nsession-timeout = 45m\ncert-lifetime = 2h\n"+
+			"log-level = debug\nport = 1999\n"),
+	}
+	for name, file := range files {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("SESSIONCERT_CERT_LIFETIME", "3h")
+			t.Setenv("SESSIONCERT_LOG_LEVEL", "warn")
+			c, err := parse(t, file, "--log-level", "error")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, check := range []struct {
+				what      string
+				got, want any
+			}{
+				{"session-timeout from the file", c.SessionTimeout, 45 * time.Minute},
+				{"cert-lifetime from the environment over the file", c.Certs.Lifetime, 3 * time.Hour},
+				{"log-level from the flag over environment and file", c.Log.Level, "error"},
+				{"port from the file", c.Listen.Port, 1999},
+				{"max-certs-per-session default", c.Certs.MaxCertsPerSession, 64},
+			} {
+				if check.got != check.want {
+					t.Errorf("%s: %v, want %v", check.what, check.got, check.want)
+				}
+			}
+		})
+	}
+}
+
+// TestConfigFileUnknownKey refuses a file with a key that names no flag,
+// and says which key.
+func TestConfigFileUnknownKey(t *testing.T) {
+	for name, content := range map[string]string{
+		"c.yaml": "session-timeout: 45m\nsesion-timeout: 1h\n",
+		"c.ini":  "session-timeout = 45m\nsesion-timeout = 1h\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := parse(t, writeFile(t, name, content))
+			if err == nil || !strings.Contains(err.Error(), `"sesion-timeout"`) {
+				t.Errorf("err = %v, want an error naming sesion-timeout", err)
+			}
+		})
+	}
+	if _, err := parse(t, writeFile(t, "bad.yaml", "log:\n  level: debug\n")); err == nil {
+		t.Error("a nested YAML mapping was accepted")
+	}
+}

@@ -1,0 +1,250 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/sessioncert/sessioncert/client/current_api_session"
+	"github.com/sessioncert/sessioncert/client/informational"
+	"github.com/sessioncert/sessioncert/pkg/audit"
+	"github.com/sessioncert/sessioncert/pkg/server"
+	"github.com/sessioncert/sessioncert/pkg/server/servertest"
+)
+
+// scrape fetches /metrics and parses it with the Prometheus text parser.
+func scrape(t *testing.T, e *servertest.Env) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := e.HTTP.Get(e.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// value returns the value of the sample of family name whose labels include
+// all of labels (counter, gauge, or a histogram's count), or 0.
+func value(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	f, ok := fams[name]
+	if !ok {
+		return 0
+	}
+	total := 0.0
+next:
+	for _, m := range f.Metric {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.Label {
+				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			total += m.Counter.GetValue()
+		case m.Gauge != nil:
+			total += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			total += float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return total
+}
+
+// TestMetricsRound scripts a round (login, issue, refuse, logout, expire)
+// and checks that each metric moved as it should.
+func TestMetricsRound(t *testing.T) {
+	clock := &servertest.Clock{}
+	clock.Set(time.Now())
+	e := servertest.Start(t, servertest.Options{Clock: clock, Config: func(c *server.Config) {
+		c.SessionTimeout = 10 * time.Minute
+		c.Certs.MaxCertsPerSession = 1
+	}})
+	before := scrape(t, e)
+
+	s := e.Admin(t)
+	idle := e.Admin(t)
+	e.IssueCertificate(t, s)
+	_, csr := servertest.NewCSR(t)
+	refuse := func(body string) {
+		status, _, _ := rawCall(t, e, "POST", "/edge/client/v1/current-api-session/certificates", "application/json",
+			body, map[string]string{"zt-session": s.Token})
+		if status != 400 && status != 429 {
+			t.Fatalf("refusal got %d", status)
+		}
+	}
+	refuse(`{"csr":"not a csr"}`)
+	refuse(`{"csr":` + quote(csr) + `}`) // over the cap of 1
+	status, _, _ := rawCall(t, e, "POST", "/edge/client/v1/authenticate?method=password", "application/json",
+		`{"username":"admin","password":"wrong"}`, nil)
+	if status != 401 {
+		t.Fatalf("wrong password: %d", status)
+	}
+	if _, err := e.Client(nil).CurrentAPISession.DeleteCurrentAPISession(
+		&current_api_session.DeleteCurrentAPISessionParams{}, s.Auth); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(11 * time.Minute)
+	if _, err := e.Server.Registry().Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_ = idle
+
+	after := scrape(t, e)
+	const createOp = "createCurrentApiSessionCertificate"
+	for _, c := range []struct {
+		name   string
+		labels []string
+		delta  float64
+	}{
+		{"sessioncert_logins_total", []string{"method", "password", "outcome", "succeeded"}, 2},
+		{"sessioncert_logins_total", []string{"method", "password", "outcome", "invalid"}, 1},
+		{"sessioncert_certificates_issued_total", []string{"key_type", "P-256"}, 1},
+		{"sessioncert_certificate_issue_duration_seconds", nil, 1},
+		{"sessioncert_certificate_refusals_total", []string{"reason", "bad_csr"}, 1},
+		{"sessioncert_certificate_refusals_total", []string{"reason", "certificate_cap"}, 1},
+		{"sessioncert_sessions_ended_total", []string{"cause", "logout"}, 1},
+		{"sessioncert_sessions_ended_total", []string{"cause", "expiry"}, 1},
+		{"sessioncert_sweeps_total", []string{"outcome", "ok"}, 1},
+		{"sessioncert_sweep_removed_sessions_total", nil, 1},
+		{"sessioncert_removal_events_total", []string{"type", "apiSessionRemoved"}, 2},
+		{"sessioncert_sessions_live", nil, 0},
+		{"sessioncert_certificates_live", nil, 0},
+		{"sessioncert_http_requests_total", []string{"operation", createOp, "code", "201"}, 1},
+		{"sessioncert_http_requests_total", []string{"operation", createOp, "code", "400"}, 1},
+		{"sessioncert_http_requests_total", []string{"operation", "authenticate", "code", "401"}, 1},
+	} {
+		if got := value(after, c.name, c.labels...) - value(before, c.name, c.labels...); got != c.delta {
+			t.Errorf("%s%v moved by %v, want %v", c.name, c.labels, got, c.delta)
+		}
+	}
+	if value(after, "sessioncert_store_operation_duration_seconds", "operation", "CreateCertificate") < 1 {
+		t.Error("no store latency recorded for CreateCertificate")
+	}
+}
+
+func quote(s string) string { return `"` + strings.ReplaceAll(s, "\n", `\n`) + `"` }
+
+// TestHealthWhenStoreCloses shows the health check turning 503 when the
+// store is closed underneath the server, and requests that need the store
+// answering 503 rather than 500.
+func TestHealthWhenStoreCloses(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	c := e.Client(nil).Informational
+	ok, err := c.ListHealthChecks(&informational.ListHealthChecksParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !*ok.Payload.Data.Healthy || len(ok.Payload.Data.Checks) != 3 {
+		t.Fatalf("health = %+v", ok.Payload.Data)
+	}
+	if err := e.Server.Store().Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the health cache
+	_, err = c.ListHealthChecks(&informational.ListHealthChecksParams{})
+	var down *informational.ListHealthChecksServiceUnavailable
+	if !errors.As(err, &down) || *down.Payload.Data.Healthy {
+		t.Fatalf("health with the store closed: %v, want 503", err)
+	}
+	for _, ch := range down.Payload.Data.Checks {
+		if *ch.ID == "store" && *ch.Healthy {
+			t.Error("store check healthy with the store closed")
+		}
+	}
+	status, _, env := rawCall(t, e, "POST", "/edge/client/v1/authenticate?method=password", "application/json",
+		`{"username":"admin","password":"`+servertest.AdminPassword+`"}`, nil)
+	if status != 503 || *env.Error.Code != "SERVICE_UNAVAILABLE" {
+		t.Errorf("login with the store closed: %d %+v, want 503", status, env.Error)
+	}
+}
+
+// TestAuditRound checks the audit file holds exactly the expected events of
+// a scripted round, and never the token or the password.
+func TestAuditRound(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	admin := e.Admin(t)
+	e.CreateIdentity(t, admin, "alice", "User", "alice-password")
+	alice := e.Login(t, "alice", "alice-password")
+	cert := e.IssueCertificate(t, alice)
+	c := e.Client(nil).CurrentAPISession
+	if _, err := c.DeleteCurrentAPISessionCertificate(
+		&current_api_session.DeleteCurrentAPISessionCertificateParams{ID: cert.ID}, alice.Auth); err != nil {
+		t.Fatal(err)
+	}
+	rawCall(t, e, "POST", "/edge/client/v1/authenticate?method=password", "application/json",
+		`{"username":"alice","password":"not-her-password"}`, nil)
+	if _, err := c.DeleteCurrentAPISession(&current_api_session.DeleteCurrentAPISessionParams{},
+		alice.Auth); err != nil {
+		t.Fatal(err)
+	}
+	e.Stop() // flush and close the audit file
+
+	data, err := os.ReadFile(filepath.Join(e.DataDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	for sc.Scan() {
+		var ev audit.Event
+		if err := jsonUnmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("audit line is not JSON: %v: %s", err, sc.Text())
+		}
+		line := ev.Type
+		switch ev.Type {
+		case audit.TypeLoginFailed:
+			line += " " + ev.Username + " " + ev.Reason + " " + ev.Source
+		case audit.TypeManagementChange:
+			line += " " + ev.Change.Action + " " + ev.Change.Kind
+		case audit.TypeSessionEnded:
+			line += " " + ev.Cause
+		case audit.TypeCertificateIssued:
+			if ev.Certificate.Serial == "" || ev.Certificate.KeyType != "P-256" || ev.APISessionID != alice.ID {
+				t.Errorf("issued event lacks details: %+v", ev.Certificate)
+			}
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		"login.succeeded",
+		"management.change create identity",
+		"management.change create authenticator",
+		"login.succeeded",
+		"certificate.issued",
+		"certificate.deleted",
+		"login.failed alice wrongPassword 127.0.0.1",
+		"session.ended logout",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, secret := range []string{alice.Token, admin.Token, "alice-password", servertest.AdminPassword, "argon2"} {
+		if strings.Contains(string(data), secret) {
+			t.Errorf("the audit file contains a secret (%.6s...)", secret)
+		}
+	}
+}
