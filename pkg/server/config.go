@@ -29,6 +29,7 @@ type Config struct {
 type OpsConfig struct {
 	MetricsAddr string `long:"metrics-addr" env:"METRICS_ADDR" description:"serve /metrics on this address (plain HTTP) instead of on the API listener, e.g. 127.0.0.1:9090"`
 	AuditLog    string `long:"audit-log" env:"AUDIT_LOG" default:"audit.log" description:"audit trail file (relative to --data-dir), - for standard output, or none"`
+	PprofAddr   string `long:"pprof-addr" env:"PPROF_ADDR" description:"serve Go's profiler (net/http/pprof) on this address, for diagnosis only; keep it on loopback"`
 }
 
 // LogConfig selects the log level and format.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -397,6 +398,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		mux.Handle("GET /metrics", s.metrics.Handler())
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- metricsSrv.Serve(mln) }()
+	}
+
+	if addr := s.cfg.Ops.PprofAddr; addr != "" {
+		pln, err := net.Listen("tcp", addr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("server: pprof listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pprofSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = pprofSrv.Serve(pln) }()
+		defer func() { _ = pprofSrv.Close() }()
+		s.log.Warn("serving the profiler", slog.String("url", "http://"+pln.Addr().String()+"/debug/pprof/"))
 	}
 
 	s.log.Info("serving",

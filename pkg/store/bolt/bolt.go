@@ -123,6 +123,11 @@ func Open(path string, opts Options) (*Store, error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: opts.Timeout,
 		NoSync:  opts.NoSync,
+		// Every commit would otherwise write the whole freelist, which
+		// grows with the file; bolt rebuilds it from the pages on open
+		// instead. The map freelist keeps allocation cheap as it grows.
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s is held by another process or store (waited %s)",
