@@ -1,0 +1,202 @@
+// Command sessioncert-router is the reference edge router of sessioncert:
+// an HTTPS reverse proxy that admits a client only when its TLS client
+// certificate belongs to the live API session named by the zt-session token
+// it sends, and closes the client's connections when that session or
+// certificate ends. Admission decisions come from pkg/gate, which asks the
+// controller and follows its removal events.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jessevdk/go-flags"
+
+	"github.com/sessioncert/sessioncert/pkg/gate"
+)
+
+// options are the command line of sessioncert-router. Every flag may also
+// come from the environment variable in its env tag.
+type options struct {
+	Listen         string        `long:"listen" env:"SESSIONCERT_ROUTER_LISTEN" default:"127.0.0.1:1443" description:"address the HTTPS proxy listens on"`
+	TLSCertificate string        `long:"tls-certificate" env:"SESSIONCERT_ROUTER_TLS_CERTIFICATE" description:"the router's server certificate (PEM, chain allowed)"`
+	TLSKey         string        `long:"tls-key" env:"SESSIONCERT_ROUTER_TLS_KEY" description:"private key of --tls-certificate"`
+	ClientCA       string        `long:"client-ca" env:"SESSIONCERT_ROUTER_CLIENT_CA" description:"PEM bundle client certificates must chain to: the controller's CA bundle (data/pki/ca-bundle.pem, or the cas of an issued certificate)"`
+	Controller     string        `long:"controller" env:"SESSIONCERT_ROUTER_CONTROLLER" default:"https://127.0.0.1:1280" description:"base URL of the sessioncert controller"`
+	ControllerCA   string        `long:"controller-ca" env:"SESSIONCERT_ROUTER_CONTROLLER_CA" description:"PEM bundle to trust the controller's TLS certificate; default: the system roots"`
+	Username       string        `long:"username" env:"SESSIONCERT_ROUTER_USERNAME" description:"username of the router's identity (of type Router) at the controller"`
+	Password       string        `long:"password" env:"SESSIONCERT_ROUTER_PASSWORD" description:"its password; prefer the environment variable, which other users cannot see in the process list"`
+	Upstream       string        `long:"upstream" env:"SESSIONCERT_ROUTER_UPSTREAM" description:"URL admitted requests are forwarded to"`
+	LogLevel       string        `long:"log-level" env:"SESSIONCERT_ROUTER_LOG_LEVEL" default:"info" choice:"debug" choice:"info" choice:"warn" choice:"error" description:"least severe level logged"`
+	LogFormat      string        `long:"log-format" env:"SESSIONCERT_ROUTER_LOG_FORMAT" default:"text" choice:"text" choice:"json" description:"log line format"`
+	ShutdownWait   time.Duration `long:"shutdown-timeout" env:"SESSIONCERT_ROUTER_SHUTDOWN_TIMEOUT" default:"15s" description:"how long in-flight requests may finish after SIGTERM"`
+}
+
+// check validates what the flags' types cannot, and returns the parsed
+// URLs.
+func (o *options) check() (controller, upstream *url.URL, err error) {
+	var missing []string
+	for _, f := range []struct{ name, value string }{
+		{"--tls-certificate", o.TLSCertificate}, {"--tls-key", o.TLSKey},
+		{"--client-ca", o.ClientCA}, {"--username", o.Username}, {"--password", o.Password},
+		{"--upstream", o.Upstream},
+	} {
+		if f.value == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, nil, fmt.Errorf("missing %v (flags or SESSIONCERT_ROUTER_* variables)", missing)
+	}
+	if controller, err = parseBaseURL("--controller", o.Controller); err != nil {
+		return nil, nil, err
+	}
+	if upstream, err = parseBaseURL("--upstream", o.Upstream); err != nil {
+		return nil, nil, err
+	}
+	if controller.Scheme != "https" {
+		return nil, nil, errors.New(
+			"--controller must be an https URL: the router's password travels on it")
+	}
+	return controller, upstream, nil
+}
+
+func parseBaseURL(flag, s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%s %q: want http(s)://host[:port][/path]", flag, s)
+	}
+	return u, nil
+}
+
+// parseArgs reads the command line and the environment. It returns
+// flags.ErrHelp, wrapped, after printing the help.
+func parseArgs(args []string) (*options, error) {
+	var o options
+	p := flags.NewParser(&o, flags.Default)
+	p.Name = "sessioncert-router"
+	if _, err := p.ParseArgs(args); err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	o, err := parseArgs(args)
+	if err != nil {
+		var fe *flags.Error
+		if errors.As(err, &fe) && errors.Is(fe.Type, flags.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	controller, upstream, err := o.check()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sessioncert-router:", err)
+		return 2
+	}
+	log := newLogger(o.LogLevel, o.LogFormat)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, o, controller, upstream, log); err != nil {
+		log.Error("router failed", slog.Any("error", err))
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// serve runs the router until ctx ends or the gate stops for good.
+func serve(ctx context.Context, o *options, controller, upstream *url.URL, log *slog.Logger) error {
+	roots, err := loadPool(o.ControllerCA)
+	if err != nil {
+		return fmt.Errorf("--controller-ca: %w", err)
+	}
+	tlsCfg, err := serverTLSConfig(o.TLSCertificate, o.TLSKey, o.ClientCA)
+	if err != nil {
+		return err
+	}
+	g, err := gate.New(gate.Config{
+		Client:   newControllerClient(controller, roots, nil),
+		Username: o.Username,
+		Password: o.Password,
+		Logger:   log.With(slog.String("component", "gate")),
+	})
+	if err != nil {
+		return err
+	}
+	p := newProxy(g, upstream, log)
+	srv := newServer(p, tlsCfg, log)
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+
+	// The gate follows events for as long as the server serves; it stops
+	// last, so that connections still open during the shutdown stay
+	// under watch.
+	gateCtx, stopGate := context.WithCancel(context.Background())
+	defer stopGate()
+	gateDone := make(chan error, 1)
+	go func() { gateDone <- g.Run(gateCtx) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.ServeTLS(ln, "", "") }()
+	log.Info("serving", slog.String("url", "https://"+ln.Addr().String()),
+		slog.String("controller", controller.Redacted()),
+		slog.String("upstream", upstream.Redacted()))
+
+	var failure error
+	gateStopped := false
+	select {
+	case <-ctx.Done():
+	case err := <-serveDone:
+		failure = fmt.Errorf("serve: %w", err)
+	case err := <-gateDone:
+		// Without the gate nothing would close the connections of removed
+		// sessions: stop rather than serve blind.
+		gateStopped, failure = true, fmt.Errorf("following events: %w", err)
+	}
+
+	log.Info("shutting down", slog.Duration("timeout", o.ShutdownWait))
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownWait)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		// Streams still open after the timeout are cut.
+		_ = srv.Close()
+	}
+	stopGate()
+	if !gateStopped {
+		if err := <-gateDone; err != nil && failure == nil {
+			failure = fmt.Errorf("following events: %w", err)
+		}
+	}
+	return failure
+}
+
+func newLogger(level, format string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
