@@ -1,0 +1,679 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sessioncert/sessioncert/pkg/store"
+)
+
+// CreateIdentity stores a new identity. It returns a *store.ConflictError
+// naming "id", "name" or "externalId" when one is taken, and an error when
+// the id is invalid or the name empty.
+func (s *Store) CreateIdentity(ctx context.Context, i *store.Identity) error {
+	if err := checkID("identity", i.ID); err != nil {
+		return err
+	}
+	if i.Name == "" {
+		return errors.New("etcd: identity name is empty")
+	}
+	rec := fromIdentity(i)
+	value, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	key, nameKey := s.k.identity(rec.ID), s.k.identityNames+rec.Name
+	guards := []guard{
+		absent(key, &store.ConflictError{Field: "id", Value: rec.ID}),
+		absent(nameKey, &store.ConflictError{Field: "name", Value: rec.Name}),
+	}
+	then := []clientv3.Op{clientv3.OpPut(key, value), clientv3.OpPut(nameKey, rec.ID)}
+	if rec.ExternalID != "" {
+		extKey := s.k.identityExtIDs + rec.ExternalID
+		guards = append(guards,
+			absent(extKey, &store.ConflictError{Field: "externalId", Value: rec.ExternalID}))
+		then = append(then, clientv3.OpPut(extKey, rec.ID))
+	}
+	return s.commitOnce(ctx, "create identity", guards, then)
+}
+
+// getIdentity reads one identity record and its key-value.
+func (s *Store) getIdentity(
+	ctx context.Context,
+	id string,
+) (*identityRecord, *mvccpb.KeyValue, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, nil, err
+	}
+	if !validID(id) {
+		return nil, nil, notFound("identity", id)
+	}
+	resp, err := s.get(ctx, "get identity", s.k.identity(id))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil, notFound("identity", id)
+	}
+	var rec identityRecord
+	if err := decode(resp.Kvs[0].Key, resp.Kvs[0].Value, &rec); err != nil {
+		return nil, nil, err
+	}
+	return &rec, resp.Kvs[0], nil
+}
+
+// GetIdentity returns the identity or store.ErrNotFound.
+func (s *Store) GetIdentity(ctx context.Context, id string) (*store.Identity, error) {
+	rec, _, err := s.getIdentity(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return rec.identity(), nil
+}
+
+// FindIdentityByName returns the identity with that name or
+// store.ErrNotFound.
+func (s *Store) FindIdentityByName(ctx context.Context, name string) (*store.Identity, error) {
+	return s.findIdentity(ctx, s.k.identityNames, "identity name", name,
+		func(r *identityRecord) string { return r.Name })
+}
+
+// FindIdentityByExternalID returns the identity with that external id or
+// store.ErrNotFound. The empty external id matches nothing.
+func (s *Store) FindIdentityByExternalID(
+	ctx context.Context,
+	externalID string,
+) (*store.Identity, error) {
+	return s.findIdentity(ctx, s.k.identityExtIDs, "identity external id", externalID,
+		func(r *identityRecord) string { return r.ExternalID })
+}
+
+// findIdentity resolves value through the unique index under index, and
+// checks that the identity still holds it (it may have been renamed
+// between the two reads).
+func (s *Store) findIdentity(
+	ctx context.Context,
+	index, kind, value string,
+	field func(*identityRecord) string,
+) (*store.Identity, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	if value == "" {
+		return nil, notFound(kind, value)
+	}
+	resp, err := s.get(ctx, "find identity", index+value)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, notFound(kind, value)
+	}
+	rec, _, err := s.getIdentity(ctx, string(resp.Kvs[0].Value))
+	if isNotFound(err) || (err == nil && field(rec) != value) {
+		return nil, notFound(kind, value)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rec.identity(), nil
+}
+
+// UpdateIdentity replaces the stored identity with the same ID, moving its
+// unique index entries in the same transaction. It returns
+// store.ErrNotFound when there is none, and a *store.ConflictError naming
+// "name" or "externalId" when another identity holds the new value.
+func (s *Store) UpdateIdentity(ctx context.Context, i *store.Identity) error {
+	if i.Name == "" {
+		return errors.New("etcd: identity name is empty")
+	}
+	rec := fromIdentity(i)
+	value, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	for {
+		old, kv, err := s.getIdentity(ctx, rec.ID)
+		if err != nil {
+			return err
+		}
+		guards := []guard{unchanged(kv)}
+		then := []clientv3.Op{clientv3.OpPut(string(kv.Key), value)}
+		g, ops := s.moveIndex(s.k.identityNames, "name", old.Name, rec.Name, rec.ID)
+		guards, then = append(guards, g...), append(then, ops...)
+		g, ops = s.moveIndex(s.k.identityExtIDs, "externalId", old.ExternalID, rec.ExternalID,
+			rec.ID)
+		guards, then = append(guards, g...), append(then, ops...)
+
+		_, err = s.guarded(ctx, "update identity", guards, then...)
+		if !errors.Is(err, errRetry) {
+			return err
+		}
+	}
+}
+
+// moveIndex returns the guards and writes that move owner's entry in the
+// unique index under index from old to value; an empty value has no entry.
+func (s *Store) moveIndex(
+	index, field, old, value, owner string,
+) ([]guard, []clientv3.Op) {
+	if old == value {
+		return nil, nil
+	}
+	var (
+		guards []guard
+		ops    []clientv3.Op
+	)
+	if old != "" {
+		ops = append(ops, clientv3.OpDelete(index+old))
+	}
+	if value != "" {
+		guards = append(guards,
+			absent(index+value, &store.ConflictError{Field: field, Value: value}))
+		ops = append(ops, clientv3.OpPut(index+value, owner))
+	}
+	return guards, ops
+}
+
+// DeleteIdentity removes the identity, its authenticators, its sessions and
+// their certificates, and returns one apiSessionRemoved event of cause admin
+// per session, stamped at, with increasing cursors. It returns
+// store.ErrNotFound when the identity does not exist.
+//
+// Unlike the bolt backend it is not one transaction. Each session is
+// removed in a transaction of its own, with its certificates and its event
+// (one revision, so one cursor, per event); then the identity and its
+// authenticators go in a last transaction that commits only if no session
+// of the identity is left and no authenticator changed, and otherwise the
+// whole is done again. A login racing the delete either fails because the
+// identity is gone or is removed by the next round. An interruption leaves
+// an identity with fewer sessions, which is a consistent state, and calling
+// DeleteIdentity again finishes the work. One transaction could hold only
+// a few dozen sessions within etcd's limit of 128 operations.
+func (s *Store) DeleteIdentity(
+	ctx context.Context,
+	id string,
+	at time.Time,
+) ([]store.Event, error) {
+	if _, _, err := s.getIdentity(ctx, id); err != nil {
+		return nil, err
+	}
+	var events []store.Event
+	for {
+		resp, err := s.read(ctx, "delete identity",
+			clientv3.OpGet(s.k.identity(id)),
+			clientv3.OpGet(s.k.ownedSessions(id), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+			clientv3.OpGet(s.k.ownedAuths(id), clientv3.WithPrefix(), clientv3.WithKeysOnly()))
+		if err != nil {
+			return nil, err
+		}
+		found := kvs(resp, 0)
+		if len(found) == 0 {
+			// Deleted by someone else meanwhile: the work is done.
+			return events, nil
+		}
+
+		// The sessions first, each with its certificates and its event.
+		if owned := kvs(resp, 1); len(owned) > 0 {
+			for _, kv := range owned {
+				sid, _ := rest(kv.Key, s.k.ownedSessions(id))
+				ev, err := s.removeSession(ctx, sid, store.CauseAdmin, at, nil)
+				if isNotFound(err) {
+					continue // it ended meanwhile
+				}
+				if err != nil {
+					return nil, err
+				}
+				events = append(events, *ev)
+			}
+			continue // look again for sessions created meanwhile
+		}
+
+		// Then the identity with its authenticators.
+		auths := kvs(resp, 2)
+		if n := s.authsInTxn(); len(auths) > n {
+			for _, kv := range auths[n:] {
+				aid, _ := rest(kv.Key, s.k.ownedAuths(id))
+				if err := s.DeleteAuthenticator(ctx, aid); err != nil && !isNotFound(err) {
+					return nil, err
+				}
+			}
+			continue
+		}
+		err = s.removeIdentity(ctx, found[0], auths, resp.Header.Revision)
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return events, nil
+	}
+}
+
+// removeIdentity deletes the identity read as kv and the authenticators
+// named by the index entries owned (read at revision rev), if the identity
+// has no session left and its authenticators did not change since rev.
+func (s *Store) removeIdentity(
+	ctx context.Context,
+	kv *mvccpb.KeyValue,
+	owned []*mvccpb.KeyValue,
+	rev int64,
+) error {
+	var rec identityRecord
+	if err := decode(kv.Key, kv.Value, &rec); err != nil {
+		return err
+	}
+	keys := make([]string, len(owned))
+	for i, o := range owned {
+		aid, _ := rest(o.Key, s.k.ownedAuths(rec.ID))
+		keys[i] = s.k.authenticator(aid)
+	}
+	auths, err := s.getMany(ctx, "delete identity", keys, rev)
+	if err != nil {
+		return err
+	}
+
+	guards := []guard{
+		unchanged(kv),
+		emptyRange(s.k.ownedSessions(rec.ID)),
+		unchangedRange(s.k.ownedAuths(rec.ID), rev),
+	}
+	then := []clientv3.Op{
+		clientv3.OpDelete(string(kv.Key)),
+		clientv3.OpDelete(s.k.identityNames + rec.Name),
+		clientv3.OpDelete(s.k.ownedAuths(rec.ID), clientv3.WithPrefix()),
+	}
+	if rec.ExternalID != "" {
+		then = append(then, clientv3.OpDelete(s.k.identityExtIDs+rec.ExternalID))
+	}
+	for _, a := range auths {
+		var ar authenticatorRecord
+		if err := decode(a.Key, a.Value, &ar); err != nil {
+			return err
+		}
+		guards = append(guards, unchanged(a))
+		then = append(then, s.unindexAuthenticator(&ar)...)
+		then = append(then, clientv3.OpDelete(string(a.Key)))
+	}
+	_, err = s.guarded(ctx, "delete identity", guards, then...)
+	return err
+}
+
+// ListIdentities returns the identities at p in name order, and how many
+// identities there are.
+func (s *Store) ListIdentities(ctx context.Context, p store.Page) ([]*store.Identity, int, error) {
+	names, total, rev, err := s.page(ctx, "list identities", s.k.identityNames, p)
+	if err != nil {
+		return nil, 0, err
+	}
+	keys := make([]string, len(names))
+	for i, kv := range names {
+		keys[i] = s.k.identity(string(kv.Value))
+	}
+	records, err := s.getMany(ctx, "list identities", keys, rev)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]*store.Identity, 0, len(records))
+	for _, kv := range records {
+		var rec identityRecord
+		if err := decode(kv.Key, kv.Value, &rec); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, rec.identity())
+	}
+	return out, total, nil
+}
+
+// CountIdentities returns how many identities exist.
+func (s *Store) CountIdentities(ctx context.Context) (int, error) {
+	resp, err := s.get(ctx, "count identities", s.k.identities,
+		clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return int(resp.Count), nil
+}
+
+// CreateAuthenticator stores a credential of an existing identity. It
+// returns store.ErrNotFound when the identity does not exist, and a
+// *store.ConflictError naming "id", "username" or "fingerprint" when one is
+// taken.
+func (s *Store) CreateAuthenticator(ctx context.Context, a *store.Authenticator) error {
+	if err := checkID("authenticator", a.ID); err != nil {
+		return err
+	}
+	if err := checkID("identity", a.IdentityID); err != nil {
+		return err
+	}
+	rec := fromAuthenticator(a)
+	value, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	key := s.k.authenticator(rec.ID)
+	guards := []guard{
+		present(s.k.identity(rec.IdentityID), notFound("identity", rec.IdentityID)),
+		absent(key, &store.ConflictError{Field: "id", Value: rec.ID}),
+	}
+	then := []clientv3.Op{
+		clientv3.OpPut(key, value),
+		clientv3.OpPut(s.k.identityAuth(rec.IdentityID, rec.ID), ""),
+	}
+	g, ops := s.moveIndex(s.k.authUsernames, "username", "", rec.Username, rec.ID)
+	guards, then = append(guards, g...), append(then, ops...)
+	g, ops = s.moveIndex(s.k.authFingerprints, "fingerprint", "", rec.Fingerprint, rec.ID)
+	guards, then = append(guards, g...), append(then, ops...)
+
+	return s.commitOnce(ctx, "create authenticator", guards, then)
+}
+
+// getAuthenticator reads one authenticator record and its key-value.
+func (s *Store) getAuthenticator(
+	ctx context.Context,
+	id string,
+) (*authenticatorRecord, *mvccpb.KeyValue, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, nil, err
+	}
+	if !validID(id) {
+		return nil, nil, notFound("authenticator", id)
+	}
+	resp, err := s.get(ctx, "get authenticator", s.k.authenticator(id))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil, notFound("authenticator", id)
+	}
+	var rec authenticatorRecord
+	if err := decode(resp.Kvs[0].Key, resp.Kvs[0].Value, &rec); err != nil {
+		return nil, nil, err
+	}
+	return &rec, resp.Kvs[0], nil
+}
+
+// GetAuthenticator returns the authenticator or store.ErrNotFound.
+func (s *Store) GetAuthenticator(ctx context.Context, id string) (*store.Authenticator, error) {
+	rec, _, err := s.getAuthenticator(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return rec.authenticator(), nil
+}
+
+// FindAuthenticatorByUsername returns the authenticator with that username
+// or store.ErrNotFound.
+func (s *Store) FindAuthenticatorByUsername(
+	ctx context.Context,
+	username string,
+) (*store.Authenticator, error) {
+	return s.findAuthenticator(ctx, s.k.authUsernames, "authenticator username", username,
+		func(r *authenticatorRecord) string { return r.Username })
+}
+
+// FindAuthenticatorByFingerprint returns the authenticator with that
+// certificate fingerprint or store.ErrNotFound.
+func (s *Store) FindAuthenticatorByFingerprint(
+	ctx context.Context,
+	fingerprint string,
+) (*store.Authenticator, error) {
+	return s.findAuthenticator(ctx, s.k.authFingerprints, "authenticator fingerprint",
+		fingerprint, func(r *authenticatorRecord) string { return r.Fingerprint })
+}
+
+// findAuthenticator resolves value through the unique index under index,
+// and checks that the authenticator still holds it.
+func (s *Store) findAuthenticator(
+	ctx context.Context,
+	index, kind, value string,
+	field func(*authenticatorRecord) string,
+) (*store.Authenticator, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	if value == "" {
+		return nil, notFound(kind, value)
+	}
+	resp, err := s.get(ctx, "find authenticator", index+value)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, notFound(kind, value)
+	}
+	rec, _, err := s.getAuthenticator(ctx, string(resp.Kvs[0].Value))
+	if isNotFound(err) || (err == nil && field(rec) != value) {
+		return nil, notFound(kind, value)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rec.authenticator(), nil
+}
+
+// UpdateAuthenticator replaces the stored authenticator with the same ID.
+// It returns store.ErrNotFound when there is none or when the identity it
+// now names does not exist, and a *store.ConflictError naming "username" or
+// "fingerprint" when another authenticator holds the new value.
+func (s *Store) UpdateAuthenticator(ctx context.Context, a *store.Authenticator) error {
+	if err := checkID("identity", a.IdentityID); err != nil {
+		return err
+	}
+	rec := fromAuthenticator(a)
+	value, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	for {
+		old, kv, err := s.getAuthenticator(ctx, rec.ID)
+		if err != nil {
+			return err
+		}
+		guards := []guard{unchanged(kv)}
+		then := []clientv3.Op{clientv3.OpPut(string(kv.Key), value)}
+		if old.IdentityID != rec.IdentityID {
+			guards = append(guards,
+				present(s.k.identity(rec.IdentityID), notFound("identity", rec.IdentityID)))
+			then = append(then,
+				clientv3.OpDelete(s.k.identityAuth(old.IdentityID, rec.ID)),
+				clientv3.OpPut(s.k.identityAuth(rec.IdentityID, rec.ID), ""))
+		}
+		g, ops := s.moveIndex(s.k.authUsernames, "username", old.Username, rec.Username, rec.ID)
+		guards, then = append(guards, g...), append(then, ops...)
+		g, ops = s.moveIndex(s.k.authFingerprints, "fingerprint", old.Fingerprint,
+			rec.Fingerprint, rec.ID)
+		guards, then = append(guards, g...), append(then, ops...)
+
+		_, err = s.guarded(ctx, "update authenticator", guards, then...)
+		if !errors.Is(err, errRetry) {
+			return err
+		}
+	}
+}
+
+// unindexAuthenticator returns the deletes of an authenticator's index
+// entries.
+func (s *Store) unindexAuthenticator(rec *authenticatorRecord) []clientv3.Op {
+	ops := []clientv3.Op{clientv3.OpDelete(s.k.identityAuth(rec.IdentityID, rec.ID))}
+	if rec.Username != "" {
+		ops = append(ops, clientv3.OpDelete(s.k.authUsernames+rec.Username))
+	}
+	if rec.Fingerprint != "" {
+		ops = append(ops, clientv3.OpDelete(s.k.authFingerprints+rec.Fingerprint))
+	}
+	return ops
+}
+
+// DeleteAuthenticator removes the authenticator with its index entries, or
+// returns store.ErrNotFound. Sessions it created are left alone.
+func (s *Store) DeleteAuthenticator(ctx context.Context, id string) error {
+	for {
+		rec, kv, err := s.getAuthenticator(ctx, id)
+		if err != nil {
+			return err
+		}
+		then := append(s.unindexAuthenticator(rec), clientv3.OpDelete(string(kv.Key)))
+		_, err = s.guarded(ctx, "delete authenticator", []guard{unchanged(kv)}, then...)
+		if !errors.Is(err, errRetry) {
+			return err
+		}
+	}
+}
+
+// ListAuthenticators returns the authenticators at p in id order, and how
+// many authenticators there are.
+func (s *Store) ListAuthenticators(
+	ctx context.Context,
+	p store.Page,
+) ([]*store.Authenticator, int, error) {
+	page, total, _, err := s.page(ctx, "list authenticators", s.k.authenticators, p)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]*store.Authenticator, 0, len(page))
+	for _, kv := range page {
+		var rec authenticatorRecord
+		if err := decode(kv.Key, kv.Value, &rec); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, rec.authenticator())
+	}
+	return out, total, nil
+}
+
+// CreateExtJWTSigner stores a signer. It returns a *store.ConflictError
+// naming "id" or "name" when one is taken, and an error when the id is
+// invalid or the name empty.
+func (s *Store) CreateExtJWTSigner(ctx context.Context, sg *store.ExtJWTSigner) error {
+	if err := checkID("signer", sg.ID); err != nil {
+		return err
+	}
+	if sg.Name == "" {
+		return errors.New("etcd: signer name is empty")
+	}
+	rec := fromSigner(sg)
+	value, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	key, nameKey := s.k.signer(rec.ID), s.k.signerNames+rec.Name
+	return s.commitOnce(ctx, "create signer",
+		[]guard{
+			absent(key, &store.ConflictError{Field: "id", Value: rec.ID}),
+			absent(nameKey, &store.ConflictError{Field: "name", Value: rec.Name}),
+		},
+		[]clientv3.Op{clientv3.OpPut(key, value), clientv3.OpPut(nameKey, rec.ID)})
+}
+
+// getSigner reads one signer record and its key-value.
+func (s *Store) getSigner(
+	ctx context.Context,
+	id string,
+) (*signerRecord, *mvccpb.KeyValue, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, nil, err
+	}
+	if !validID(id) {
+		return nil, nil, notFound("signer", id)
+	}
+	resp, err := s.get(ctx, "get signer", s.k.signer(id))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil, notFound("signer", id)
+	}
+	var rec signerRecord
+	if err := decode(resp.Kvs[0].Key, resp.Kvs[0].Value, &rec); err != nil {
+		return nil, nil, err
+	}
+	return &rec, resp.Kvs[0], nil
+}
+
+// GetExtJWTSigner returns the signer or store.ErrNotFound.
+func (s *Store) GetExtJWTSigner(ctx context.Context, id string) (*store.ExtJWTSigner, error) {
+	rec, _, err := s.getSigner(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return rec.signer(), nil
+}
+
+// UpdateExtJWTSigner replaces the stored signer with the same ID. It returns
+// store.ErrNotFound when there is none, and a *store.ConflictError naming
+// "name" when another signer holds the new name.
+func (s *Store) UpdateExtJWTSigner(ctx context.Context, sg *store.ExtJWTSigner) error {
+	if sg.Name == "" {
+		return errors.New("etcd: signer name is empty")
+	}
+	rec := fromSigner(sg)
+	value, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	for {
+		old, kv, err := s.getSigner(ctx, rec.ID)
+		if err != nil {
+			return err
+		}
+		guards := []guard{unchanged(kv)}
+		then := []clientv3.Op{clientv3.OpPut(string(kv.Key), value)}
+		g, ops := s.moveIndex(s.k.signerNames, "name", old.Name, rec.Name, rec.ID)
+		guards, then = append(guards, g...), append(then, ops...)
+
+		_, err = s.guarded(ctx, "update signer", guards, then...)
+		if !errors.Is(err, errRetry) {
+			return err
+		}
+	}
+}
+
+// DeleteExtJWTSigner removes the signer, or returns store.ErrNotFound.
+func (s *Store) DeleteExtJWTSigner(ctx context.Context, id string) error {
+	for {
+		rec, kv, err := s.getSigner(ctx, id)
+		if err != nil {
+			return err
+		}
+		_, err = s.guarded(ctx, "delete signer", []guard{unchanged(kv)},
+			clientv3.OpDelete(s.k.signerNames+rec.Name), clientv3.OpDelete(string(kv.Key)))
+		if !errors.Is(err, errRetry) {
+			return err
+		}
+	}
+}
+
+// ListExtJWTSigners returns the signers at p in name order, and how many
+// signers there are.
+func (s *Store) ListExtJWTSigners(
+	ctx context.Context,
+	p store.Page,
+) ([]*store.ExtJWTSigner, int, error) {
+	names, total, rev, err := s.page(ctx, "list signers", s.k.signerNames, p)
+	if err != nil {
+		return nil, 0, err
+	}
+	keys := make([]string, len(names))
+	for i, kv := range names {
+		keys[i] = s.k.signer(string(kv.Value))
+	}
+	records, err := s.getMany(ctx, "list signers", keys, rev)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]*store.ExtJWTSigner, 0, len(records))
+	for _, kv := range records {
+		var rec signerRecord
+		if err := decode(kv.Key, kv.Value, &rec); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, rec.signer())
+	}
+	return out, total, nil
+}
