@@ -22,7 +22,7 @@ LDFLAGS    := -X $(MODULE)/pkg/version.Version=$(VERSION) \
 # file among them, restapi/configure_sessioncert.go, is spared.
 GENERATED := models client restapi/operations restapi/doc.go restapi/embedded_spec.go restapi/server.go
 
-.PHONY: all build run test test-unit lint generate verify-generated bench tools clean
+.PHONY: all build run test test-unit lint generate verify-generated bench tools clean dev-etcd
 
 all: build
 
@@ -75,6 +75,10 @@ test: verify-generated lint test-unit
 ## bench: benchmarks that print figures and ratios measured in one run
 bench: build
 	go run ./test/bench
+
+## dev-etcd: a one-member etcd on 127.0.0.1:2379 for trying cluster mode
+dev-etcd: build
+	$(BIN)/sessioncert-devetcd --data-dir ./data-etcd
 
 clean:
 	rm -rf $(BIN)

@@ -402,7 +402,12 @@ func (s *SDK) checkSession(ctx context.Context, sess *apiSession) (bool, error) 
 
 // login logs in with the credentials and makes the new session current.
 func (s *SDK) login(ctx context.Context) (*apiSession, error) {
-	ok, err := s.cfg.Credentials.Login(ctx, s.cfg.Client)
+	var ok *authentication.AuthenticateOK
+	err := retryUnavailable(ctx, func() error {
+		var err error
+		ok, err = s.cfg.Credentials.Login(ctx, s.cfg.Client)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -448,12 +453,17 @@ func (s *SDK) issue(ctx context.Context, sess *apiSession) (*issued, error) {
 		return nil, err
 	}
 
-	created, err := s.cfg.Client.CurrentAPISession.CreateCurrentAPISessionCertificateContext(ctx,
-		&current_api_session.CreateCurrentAPISessionCertificateParams{
-			SessionCertificate: &models.CurrentAPISessionCertificateCreate{Csr: &csr},
-		}, sess.auth())
+	var created *current_api_session.CreateCurrentAPISessionCertificateCreated
+	err = retryUnavailable(ctx, func() error {
+		var err error
+		created, err = s.cfg.Client.CurrentAPISession.CreateCurrentAPISessionCertificateContext(ctx,
+			&current_api_session.CreateCurrentAPISessionCertificateParams{
+				SessionCertificate: &models.CurrentAPISessionCertificateCreate{Csr: &csr},
+			}, sess.auth())
+		return wrap("createCurrentApiSessionCertificate", err)
+	})
 	if err != nil {
-		return nil, wrap("createCurrentApiSessionCertificate", err)
+		return nil, err
 	}
 	s.touched(sess)
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,10 +67,18 @@ func (s *Server) ensureAdmin(ctx context.Context) error {
 			return fmt.Errorf("server: write admin password: %w", err)
 		}
 	}
-	if err := s.store.CreateIdentity(ctx, &store.Identity{
+	err = s.store.CreateIdentity(ctx, &store.Identity{
 		ID: idID, Name: "admin", Type: store.IdentityTypeUser, IsAdmin: true,
 		CreatedAt: now, UpdatedAt: now,
-	}); err != nil {
+	})
+	if errors.Is(err, store.ErrConflict) {
+		// Another replica on the same etcd created it first.
+		if generated {
+			_ = os.Remove(path)
+		}
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("server: create admin: %w", err)
 	}
 	if err := s.store.CreateAuthenticator(ctx, &store.Authenticator{

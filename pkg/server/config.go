@@ -65,6 +65,12 @@ type CertConfig struct {
 
 // StoreConfig selects the store.
 type StoreConfig struct {
+	Kind          string        `long:"store" env:"STORE" default:"bolt" choice:"bolt" choice:"etcd" description:"where state is kept: bolt (one file in --data-dir) or etcd (a cluster shared by replicas)"`
+	EtcdEndpoints []string      `long:"etcd-endpoints" env:"ETCD_ENDPOINTS" env-delim:"," description:"etcd client URLs, for --store etcd (repeat the flag, or comma-separate in the variable)"`
+	EtcdPrefix    string        `long:"etcd-prefix" env:"ETCD_PREFIX" default:"/sessioncert/" description:"key prefix of this deployment in etcd"`
+	EtcdCA        string        `long:"etcd-ca" env:"ETCD_CA" description:"PEM bundle that signs the etcd servers' certificates"`
+	EtcdCert      string        `long:"etcd-cert" env:"ETCD_CERT" description:"client certificate for etcd (PEM)"`
+	EtcdKey       string        `long:"etcd-key" env:"ETCD_KEY" description:"private key of --etcd-cert"`
 	EventHistory  int           `long:"event-history" env:"EVENT_HISTORY" default:"100000" description:"removal events kept for routers that resume"`
 	SweepInterval time.Duration `long:"sweep-interval" env:"SWEEP_INTERVAL" default:"30s" description:"how often expired sessions and certificates are removed"`
 	FlushInterval time.Duration `long:"activity-flush-interval" env:"ACTIVITY_FLUSH_INTERVAL" default:"5s" description:"how often session activity is written to the store (coalesced)"`
@@ -126,6 +132,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Certs.Lifetime < time.Minute {
 		return fmt.Errorf("--cert-lifetime %s is below the minimum of 1m", c.Certs.Lifetime)
+	}
+	if c.Store.Kind == "etcd" && len(c.Store.EtcdEndpoints) == 0 {
+		return fmt.Errorf("--store etcd needs --etcd-endpoints")
+	}
+	if (c.Store.EtcdCert == "") != (c.Store.EtcdKey == "") {
+		return fmt.Errorf("--etcd-cert and --etcd-key go together")
 	}
 	if c.Store.SweepInterval < time.Second || c.Store.FlushInterval < 100*time.Millisecond {
 		return fmt.Errorf("--sweep-interval must be at least 1s and --activity-flush-interval at least 100ms")

@@ -189,6 +189,9 @@ func (s *Server) build() error {
 
 // openStore opens the configured store.
 func (s *Server) openStore() (store.Store, error) {
+	if s.cfg.Store.Kind == "etcd" {
+		return s.openEtcd()
+	}
 	st, err := bolt.Open(filepath.Join(s.cfg.DataDir, "sessioncert.db"), bolt.Options{
 		EventHistory: s.cfg.Store.EventHistory,
 	})
