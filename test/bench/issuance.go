@@ -12,10 +12,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-openapi/strfmt"
@@ -216,6 +220,9 @@ func benchIssuance(r *report) error {
 					return err
 				}
 				for _, g := range groups {
+					if g.share == 0 {
+						continue // not on this run's path (audit off, say)
+					}
 					r.add("issuance", "server CPU share: "+g.name, fmt.Sprintf("%.1f%%", g.share),
 						"CPU profile at c=32, cumulative")
 				}
@@ -239,7 +246,87 @@ func benchIssuance(r *report) error {
 		return err
 	}
 	r.add("issuance", "server peak RSS", fmt.Sprintf("%.1f MiB", float64(rss)/(1<<20)), "VmHWM after all runs")
+	boltRate := r.last("e2e P-256 c=32 certs/s")
+	p.stop()
+
+	// (e) The same on etcd: a one-member etcd as its own process.
+	etcdRate, err := issuanceOnEtcd(csr, 32)
+	if err != nil {
+		return err
+	}
+	r.add("issuance", "e2e P-256 c=32 certs/s on etcd", fmt.Sprintf("%.0f", etcdRate),
+		"one-member etcd, separate process, fsync")
+	if boltRate > 0 {
+		r.add("issuance", "etcd ÷ bolt throughput", fmt.Sprintf("%.2f", etcdRate/boltRate), "same run, c=32")
+	}
 	return nil
+}
+
+// issuanceOnEtcd runs a one-member etcd and the server on it, and measures
+// issuance at concurrency conc.
+func issuanceOnEtcd(csr string, conc int) (float64, error) {
+	etcdBin := filepath.Join(filepath.Dir(serverBin), "sessioncert-devetcd")
+	dir, err := os.MkdirTemp("", "sessioncert-bench-etcd-")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	clientURL, peerURL := "http://"+freeAddr(), "http://"+freeAddr()
+	cmd := exec.Command(etcdBin, "--data-dir", dir, "--listen-client", clientURL, "--listen-peer", peerURL)
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start %s (make build): %w", etcdBin, err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+
+	var p *serverProc
+	for range 50 { // etcd takes a moment to serve
+		if p, err = startServer(serverBin, "--store", "etcd", "--etcd-endpoints", clientURL,
+			"--cert-rate-burst", "0", "--max-certs-per-session", "0"); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer p.stop()
+	login, err := p.client(1).Authentication.Authenticate(&authentication.AuthenticateParams{
+		Method: "password",
+		Auth:   &models.Authenticate{Username: "admin", Password: strfmt.Password(benchAdminPassword)},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("login: %w", err)
+	}
+	authInfo := httptransport.APIKeyAuth("zt-session", "header", login.ZtSession)
+	cl := p.client(conc).CurrentAPISession
+	issue := func() error {
+		params := &current_api_session.CreateCurrentAPISessionCertificateParams{
+			SessionCertificate: &models.CurrentAPISessionCertificateCreate{Csr: &csr},
+		}
+		_, err := cl.CreateCurrentAPISessionCertificate(params, authInfo)
+		return err
+	}
+	if _, err := drive(conc, time.Second, issue); err != nil {
+		return 0, err
+	}
+	res, err := drive(conc, 5*time.Second, issue)
+	if err != nil {
+		return 0, err
+	}
+	return res.rate(), nil
+}
+
+// freeAddr returns a loopback address with a port nobody listens on now.
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
 }
 
 // loadResult is the outcome of a closed-loop load run.

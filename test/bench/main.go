@@ -30,6 +30,18 @@ func (r *report) add(section, name, value, note string) {
 	fmt.Fprintf(os.Stderr, "  %-12s %-48s %s\n", section, name, value)
 }
 
+// last returns the value of the newest row named name as a number, or 0.
+func (r *report) last(name string) float64 {
+	for i := len(r.rows) - 1; i >= 0; i-- {
+		if r.rows[i].name == name {
+			var v float64
+			_, _ = fmt.Sscanf(r.rows[i].value, "%g", &v)
+			return v
+		}
+	}
+	return 0
+}
+
 func (r *report) print() {
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	_, _ = fmt.Fprintln(w, "SECTION\tMEASURE\tVALUE\tNOTE")

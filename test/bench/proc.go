@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,6 +35,7 @@ type serverProc struct {
 	dataDir  string
 	roots    *x509.CertPool
 	pprofURL string // set when started with --pprof-addr
+	stopOnce sync.Once
 }
 
 // startServer runs the server binary on a free port with a fresh data
@@ -95,7 +97,9 @@ func startServer(bin string, args ...string) (*serverProc, error) {
 	return p, nil
 }
 
-func (p *serverProc) stop() {
+func (p *serverProc) stop() { p.stopOnce.Do(p.terminate) }
+
+func (p *serverProc) terminate() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { _ = p.cmd.Wait(); close(done) }()
