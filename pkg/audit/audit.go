@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -143,8 +144,17 @@ func (l *Log) Sync() error {
 	if l.closed {
 		return nil
 	}
-	if err := l.file.Sync(); err != nil {
+	if err := syncFile(l.file); err != nil {
 		return fmt.Errorf("audit: sync: %w", err)
+	}
+	return nil
+}
+
+// syncFile syncs f, except where the file cannot be synced at all (a pipe or
+// a device such as /dev/stdout given by path).
+func syncFile(f *os.File) error {
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
 	}
 	return nil
 }
@@ -163,6 +173,6 @@ func (l *Log) Close() error {
 	if l.file == nil {
 		return nil
 	}
-	err := l.file.Sync()
+	err := syncFile(l.file)
 	return errors.Join(err, l.file.Close())
 }

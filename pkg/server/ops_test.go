@@ -20,6 +20,7 @@ import (
 	"github.com/sessioncert/sessioncert/pkg/audit"
 	"github.com/sessioncert/sessioncert/pkg/server"
 	"github.com/sessioncert/sessioncert/pkg/server/servertest"
+	"github.com/sessioncert/sessioncert/pkg/store"
 )
 
 // scrape fetches /metrics and parses it with the Prometheus text parser.
@@ -246,5 +247,26 @@ func TestAuditRound(t *testing.T) {
 		if strings.Contains(string(data), secret) {
 			t.Errorf("the audit file contains a secret (%.6s...)", secret)
 		}
+	}
+}
+
+// TestAuditFailureFailsIssuance writes the audit trail to /dev/full: an
+// issuance then fails instead of going out unrecorded, and the certificate
+// is not left behind.
+func TestAuditFailureFailsIssuance(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full on this system")
+	}
+	e := servertest.Start(t, servertest.Options{Config: func(c *server.Config) { c.Ops.AuditLog = "/dev/full" }})
+	s := e.Admin(t)
+	_, csr := servertest.NewCSR(t)
+	status, _, env := rawCall(t, e, "POST", "/edge/client/v1/current-api-session/certificates", "application/json",
+		`{"csr":`+quote(csr)+`}`, map[string]string{"zt-session": s.Token})
+	if status != 500 || *env.Error.Code != "UNHANDLED" {
+		t.Fatalf("issuance with a failing audit trail: %d %+v, want 500 UNHANDLED", status, env.Error)
+	}
+	if _, n, err := e.Server.Store().ListCertificates(context.Background(), s.ID, time.Now(),
+		store.Page{Limit: 1}); err != nil || n != 0 {
+		t.Errorf("%d certificates left in the store (%v)", n, err)
 	}
 }

@@ -1,0 +1,69 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestWrite(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	var buf bytes.Buffer
+	l := New(&buf, func() time.Time { return now })
+	if err := l.Write(Event{Type: TypeLoginFailed, Username: "alice", Reason: "wrongPassword"}); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("not one JSON line: %v: %q", err, buf.String())
+	}
+	if got["time"] != "2026-12-03T12:00:00Z" || got["type"] != TypeLoginFailed || got["username"] != "alice" {
+		t.Errorf("line = %v", got)
+	}
+	if _, ok := got["certificate"]; ok {
+		t.Error("empty fields are written")
+	}
+
+	if err := New(failingWriter{}, nil).Write(Event{Type: TypeLoginSucceeded}); err == nil {
+		t.Error("a failed write was not reported")
+	}
+	var off *Log
+	if err := off.Write(Event{Type: TypeLoginSucceeded}); err != nil || off.Close() != nil {
+		t.Error("a nil Log must record nothing and never fail")
+	}
+}
+
+func TestOpenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Write(Event{Type: TypeSessionEnded, Cause: "logout"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Write(Event{Type: TypeSessionEnded}); !errors.Is(err, ErrClosed) {
+		t.Errorf("write after close: %v, want ErrClosed", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if l, err := Open("", nil); l != nil || err != nil {
+		t.Error("an empty path must give a nil Log")
+	}
+}
