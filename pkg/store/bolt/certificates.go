@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/sessioncert/sessioncert/pkg/store"
+	"github.com/sessioncert/sessioncert/pkg/store/internal/record"
 )
 
 // checkCertificate refuses a certificate that cannot be stored under the
@@ -98,7 +99,7 @@ func (s *Store) CreateCertificate(
 	if err := checkCertificate(c, c.APISessionID); err != nil {
 		return err
 	}
-	rec := certificateToRecord(c, c.APISessionID)
+	rec := record.FromCertificate(c, c.APISessionID)
 	value, err := certificateValue(rec)
 	if err != nil {
 		return err
@@ -146,7 +147,7 @@ func (s *Store) GetCertificate(
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		rec, err := getCertificate(tx, apiSessionID, id)
 		if err == nil {
-			out = rec.certificate()
+			out = rec.Certificate()
 		}
 		return err
 	})
@@ -181,7 +182,7 @@ func (s *Store) FindCertificateByFingerprint(
 		sessionID, id := splitKey(key)
 		rec, err := getCertificate(tx, sessionID, id)
 		if err == nil {
-			out = rec.certificate()
+			out = rec.Certificate()
 		}
 		return err
 	})
@@ -220,7 +221,7 @@ func (s *Store) ListCertificates(
 			if err != nil {
 				return err
 			}
-			live = append(live, rec.certificate())
+			live = append(live, rec.Certificate())
 		}
 		return nil
 	})

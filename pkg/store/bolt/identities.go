@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/sessioncert/sessioncert/pkg/store"
+	"github.com/sessioncert/sessioncert/pkg/store/internal/record"
 )
 
 // notFound wraps store.ErrNotFound with what was looked for.
@@ -35,7 +36,7 @@ func (s *Store) CreateIdentity(ctx context.Context, id *store.Identity) error {
 	if id.Name == "" {
 		return errors.New("bolt: identity name is empty")
 	}
-	rec := identityToRecord(id)
+	rec := record.FromIdentity(id)
 
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketIdentities).Get([]byte(rec.ID)) != nil {
@@ -63,7 +64,7 @@ func (s *Store) GetIdentity(ctx context.Context, id string) (*store.Identity, er
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		rec, err := getIdentity(tx, id)
 		if err == nil {
-			out = rec.identity()
+			out = rec.Identity()
 		}
 		return err
 	})
@@ -102,7 +103,7 @@ func (s *Store) findIdentity(
 		}
 		rec, err := getIdentity(tx, string(id))
 		if err == nil {
-			out = rec.identity()
+			out = rec.Identity()
 		}
 		return err
 	})
@@ -129,7 +130,7 @@ func (s *Store) UpdateIdentity(ctx context.Context, id *store.Identity) error {
 	if id.Name == "" {
 		return errors.New("bolt: identity name is empty")
 	}
-	rec := identityToRecord(id)
+	rec := record.FromIdentity(id)
 
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		old, err := getIdentity(tx, rec.ID)
@@ -233,7 +234,7 @@ func (s *Store) ListIdentities(ctx context.Context, p store.Page) ([]*store.Iden
 		return pageOf(tx.Bucket(bucketIdentityNames), p, func(_, id []byte) error {
 			rec, err := getIdentity(tx, string(id))
 			if err == nil {
-				out = append(out, rec.identity())
+				out = append(out, rec.Identity())
 			}
 			return err
 		})
@@ -278,7 +279,7 @@ func (s *Store) CreateAuthenticator(ctx context.Context, a *store.Authenticator)
 	if err := checkID("identity", a.IdentityID); err != nil {
 		return err
 	}
-	rec := authenticatorToRecord(a)
+	rec := record.FromAuthenticator(a)
 
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		if _, err := getIdentity(tx, rec.IdentityID); err != nil {
@@ -330,7 +331,7 @@ func (s *Store) GetAuthenticator(ctx context.Context, id string) (*store.Authent
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		rec, err := getAuthenticator(tx, id)
 		if err == nil {
-			out = rec.authenticator()
+			out = rec.Authenticator()
 		}
 		return err
 	})
@@ -373,7 +374,7 @@ func (s *Store) findAuthenticator(
 		}
 		rec, err := getAuthenticator(tx, string(id))
 		if err == nil {
-			out = rec.authenticator()
+			out = rec.Authenticator()
 		}
 		return err
 	})
@@ -401,7 +402,7 @@ func (s *Store) UpdateAuthenticator(ctx context.Context, a *store.Authenticator)
 	if err := checkID("identity", a.IdentityID); err != nil {
 		return err
 	}
-	rec := authenticatorToRecord(a)
+	rec := record.FromAuthenticator(a)
 
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		old, err := getAuthenticator(tx, rec.ID)
@@ -473,7 +474,7 @@ func (s *Store) ListAuthenticators(
 			if err := decodeJSON(k, v, &rec); err != nil {
 				return err
 			}
-			out = append(out, rec.authenticator())
+			out = append(out, rec.Authenticator())
 			return nil
 		})
 	})
@@ -490,7 +491,7 @@ func (s *Store) CreateExtJWTSigner(ctx context.Context, sg *store.ExtJWTSigner) 
 	if sg.Name == "" {
 		return errors.New("bolt: signer name is empty")
 	}
-	rec := signerToRecord(sg)
+	rec := record.FromSigner(sg)
 
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketSigners).Get([]byte(rec.ID)) != nil {
@@ -512,7 +513,7 @@ func (s *Store) GetExtJWTSigner(ctx context.Context, id string) (*store.ExtJWTSi
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		rec, err := getSigner(tx, id)
 		if err == nil {
-			out = rec.signer()
+			out = rec.Signer()
 		}
 		return err
 	})
@@ -539,7 +540,7 @@ func (s *Store) UpdateExtJWTSigner(ctx context.Context, sg *store.ExtJWTSigner) 
 	if sg.Name == "" {
 		return errors.New("bolt: signer name is empty")
 	}
-	rec := signerToRecord(sg)
+	rec := record.FromSigner(sg)
 
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		old, err := getSigner(tx, rec.ID)
@@ -589,7 +590,7 @@ func (s *Store) ListExtJWTSigners(
 		return pageOf(tx.Bucket(bucketSignerNames), p, func(_, id []byte) error {
 			rec, err := getSigner(tx, string(id))
 			if err == nil {
-				out = append(out, rec.signer())
+				out = append(out, rec.Signer())
 			}
 			return err
 		})

@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/sessioncert/sessioncert/pkg/store"
+	"github.com/sessioncert/sessioncert/pkg/store/internal/record"
 )
 
 // CreateAPISession stores a new session of an existing identity together
@@ -46,7 +47,7 @@ func (s *Store) CreateAPISession(
 		}
 		seen["id:"+c.ID], seen["fp:"+c.Fingerprint] = true, true
 
-		cr := certificateToRecord(c, sess.ID)
+		cr := record.FromCertificate(c, sess.ID)
 		v, err := certificateValue(cr)
 		if err != nil {
 			return err
@@ -128,7 +129,7 @@ func (s *Store) GetAPISession(ctx context.Context, id string) (*store.APISession
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		rec, err := getSession(tx, id)
 		if err == nil {
-			out = rec.session()
+			out = sessionOf(rec)
 		}
 		return err
 	})
@@ -150,7 +151,7 @@ func (s *Store) FindAPISessionByTokenHash(
 		}
 		rec, err := getSession(tx, string(id))
 		if err == nil {
-			out = rec.session()
+			out = sessionOf(rec)
 		}
 		return err
 	})
@@ -177,7 +178,7 @@ func (s *Store) ListAPISessions(
 			if err := decodeJSON(k, v, &rec); err != nil {
 				return err
 			}
-			out = append(out, rec.session())
+			out = append(out, sessionOf(&rec))
 			return nil
 		})
 	})

@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sessioncert/sessioncert/pkg/store"
+	"github.com/sessioncert/sessioncert/pkg/store/internal/record"
 )
 
 // checkCertificate refuses a certificate that cannot be stored under the
@@ -57,7 +58,7 @@ func (s *Store) CreateCertificate(
 	if err := checkCertificate(c, sid); err != nil {
 		return err
 	}
-	rec := fromCertificate(c, sid)
+	rec := record.FromCertificate(c, sid)
 	value, err := encode(rec)
 	if err != nil {
 		return err
@@ -210,7 +211,7 @@ func (s *Store) FindCertificateByFingerprint(
 	if err := decode(resp.Kvs[0].Key, resp.Kvs[0].Value, &rec); err != nil {
 		return nil, err
 	}
-	return rec.certificate(), nil
+	return rec.Certificate(), nil
 }
 
 // ListCertificates returns the session's certificates whose ValidTo is
@@ -251,7 +252,7 @@ func (s *Store) ListCertificates(
 			return nil, 0, err
 		}
 		if rec.ValidTo.After(now) {
-			live = append(live, rec.certificate())
+			live = append(live, rec.Certificate())
 		}
 	}
 	sort.Slice(live, func(i, j int) bool {

@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sessioncert/sessioncert/pkg/store"
+	"github.com/sessioncert/sessioncert/pkg/store/internal/record"
 )
 
 // CreateIdentity stores a new identity. It returns a *store.ConflictError
@@ -21,7 +22,7 @@ func (s *Store) CreateIdentity(ctx context.Context, i *store.Identity) error {
 	if i.Name == "" {
 		return errors.New("etcd: identity name is empty")
 	}
-	rec := fromIdentity(i)
+	rec := record.FromIdentity(i)
 	value, err := encode(rec)
 	if err != nil {
 		return err
@@ -72,7 +73,7 @@ func (s *Store) GetIdentity(ctx context.Context, id string) (*store.Identity, er
 	if err != nil {
 		return nil, err
 	}
-	return rec.identity(), nil
+	return rec.Identity(), nil
 }
 
 // FindIdentityByName returns the identity with that name or
@@ -120,7 +121,7 @@ func (s *Store) findIdentity(
 	if err != nil {
 		return nil, err
 	}
-	return rec.identity(), nil
+	return rec.Identity(), nil
 }
 
 // UpdateIdentity replaces the stored identity with the same ID, moving its
@@ -131,7 +132,7 @@ func (s *Store) UpdateIdentity(ctx context.Context, i *store.Identity) error {
 	if i.Name == "" {
 		return errors.New("etcd: identity name is empty")
 	}
-	rec := fromIdentity(i)
+	rec := record.FromIdentity(i)
 	value, err := encode(rec)
 	if err != nil {
 		return err
@@ -325,7 +326,7 @@ func (s *Store) ListIdentities(ctx context.Context, p store.Page) ([]*store.Iden
 		if err := decode(kv.Key, kv.Value, &rec); err != nil {
 			return nil, 0, err
 		}
-		out = append(out, rec.identity())
+		out = append(out, rec.Identity())
 	}
 	return out, total, nil
 }
@@ -351,7 +352,7 @@ func (s *Store) CreateAuthenticator(ctx context.Context, a *store.Authenticator)
 	if err := checkID("identity", a.IdentityID); err != nil {
 		return err
 	}
-	rec := fromAuthenticator(a)
+	rec := record.FromAuthenticator(a)
 	value, err := encode(rec)
 	if err != nil {
 		return err
@@ -404,7 +405,7 @@ func (s *Store) GetAuthenticator(ctx context.Context, id string) (*store.Authent
 	if err != nil {
 		return nil, err
 	}
-	return rec.authenticator(), nil
+	return rec.Authenticator(), nil
 }
 
 // FindAuthenticatorByUsername returns the authenticator with that username
@@ -454,7 +455,7 @@ func (s *Store) findAuthenticator(
 	if err != nil {
 		return nil, err
 	}
-	return rec.authenticator(), nil
+	return rec.Authenticator(), nil
 }
 
 // UpdateAuthenticator replaces the stored authenticator with the same ID.
@@ -465,7 +466,7 @@ func (s *Store) UpdateAuthenticator(ctx context.Context, a *store.Authenticator)
 	if err := checkID("identity", a.IdentityID); err != nil {
 		return err
 	}
-	rec := fromAuthenticator(a)
+	rec := record.FromAuthenticator(a)
 	value, err := encode(rec)
 	if err != nil {
 		return err
@@ -542,7 +543,7 @@ func (s *Store) ListAuthenticators(
 		if err := decode(kv.Key, kv.Value, &rec); err != nil {
 			return nil, 0, err
 		}
-		out = append(out, rec.authenticator())
+		out = append(out, rec.Authenticator())
 	}
 	return out, total, nil
 }
@@ -557,7 +558,7 @@ func (s *Store) CreateExtJWTSigner(ctx context.Context, sg *store.ExtJWTSigner) 
 	if sg.Name == "" {
 		return errors.New("etcd: signer name is empty")
 	}
-	rec := fromSigner(sg)
+	rec := record.FromSigner(sg)
 	value, err := encode(rec)
 	if err != nil {
 		return err
@@ -602,7 +603,7 @@ func (s *Store) GetExtJWTSigner(ctx context.Context, id string) (*store.ExtJWTSi
 	if err != nil {
 		return nil, err
 	}
-	return rec.signer(), nil
+	return rec.Signer(), nil
 }
 
 // UpdateExtJWTSigner replaces the stored signer with the same ID. It returns
@@ -612,7 +613,7 @@ func (s *Store) UpdateExtJWTSigner(ctx context.Context, sg *store.ExtJWTSigner) 
 	if sg.Name == "" {
 		return errors.New("etcd: signer name is empty")
 	}
-	rec := fromSigner(sg)
+	rec := record.FromSigner(sg)
 	value, err := encode(rec)
 	if err != nil {
 		return err
@@ -673,7 +674,7 @@ func (s *Store) ListExtJWTSigners(
 		if err := decode(kv.Key, kv.Value, &rec); err != nil {
 			return nil, 0, err
 		}
-		out = append(out, rec.signer())
+		out = append(out, rec.Signer())
 	}
 	return out, total, nil
 }

@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sessioncert/sessioncert/pkg/store"
+	"github.com/sessioncert/sessioncert/pkg/store/internal/record"
 )
 
 // notFound wraps store.ErrNotFound with what was looked for.
@@ -69,7 +70,7 @@ func (s *Store) CreateAPISession(
 			return &store.ConflictError{Field: "id", Value: c.ID}
 		}
 		seen["fp:"+c.Fingerprint], seen["id:"+c.ID] = true, true
-		cr := fromCertificate(c, sess.ID)
+		cr := record.FromCertificate(c, sess.ID)
 		v, err := encode(cr)
 		if err != nil {
 			return err
@@ -176,7 +177,7 @@ func decodeSession(kv *mvccpb.KeyValue) (*store.APISession, error) {
 	if err := decode(kv.Key, kv.Value, &rec); err != nil {
 		return nil, err
 	}
-	return rec.session()
+	return sessionOf(&rec)
 }
 
 // FindAPISessionByTokenHash returns the session with that token hash or
@@ -491,7 +492,7 @@ func (s *Store) removeSession(
 		if qualifies != nil && !qualifies(&rec) {
 			return nil, nil
 		}
-		h, err := rec.tokenHash()
+		h, err := tokenHash(&rec)
 		if err != nil {
 			return nil, err
 		}
