@@ -116,6 +116,9 @@ func init() {
           "401": {
             "$ref": "#/responses/unauthorized"
           },
+          "413": {
+            "$ref": "#/responses/tooLarge"
+          },
           "500": {
             "$ref": "#/responses/unhandled"
           },
@@ -141,6 +144,9 @@ func init() {
           },
           "401": {
             "$ref": "#/responses/unauthorized"
+          },
+          "413": {
+            "$ref": "#/responses/tooLarge"
           },
           "500": {
             "$ref": "#/responses/unhandled"
@@ -183,6 +189,9 @@ func init() {
           },
           "401": {
             "$ref": "#/responses/unauthorized"
+          },
+          "413": {
+            "$ref": "#/responses/tooLarge"
           },
           "500": {
             "$ref": "#/responses/unhandled"
@@ -267,6 +276,9 @@ func init() {
           "404": {
             "$ref": "#/responses/notFound"
           },
+          "413": {
+            "$ref": "#/responses/tooLarge"
+          },
           "500": {
             "$ref": "#/responses/unhandled"
           },
@@ -295,6 +307,9 @@ func init() {
           },
           "404": {
             "$ref": "#/responses/notFound"
+          },
+          "413": {
+            "$ref": "#/responses/tooLarge"
           },
           "500": {
             "$ref": "#/responses/unhandled"
@@ -328,6 +343,9 @@ func init() {
             "schema": {
               "$ref": "#/definitions/versionEnvelope"
             }
+          },
+          "413": {
+            "$ref": "#/responses/tooLarge"
           },
           "500": {
             "$ref": "#/responses/unhandled"
@@ -364,6 +382,9 @@ func init() {
           "401": {
             "$ref": "#/responses/unauthorized"
           },
+          "413": {
+            "$ref": "#/responses/tooLarge"
+          },
           "500": {
             "$ref": "#/responses/unhandled"
           },
@@ -398,6 +419,9 @@ func init() {
           "404": {
             "$ref": "#/responses/notFound"
           },
+          "413": {
+            "$ref": "#/responses/tooLarge"
+          },
           "500": {
             "$ref": "#/responses/unhandled"
           },
@@ -426,6 +450,9 @@ func init() {
           },
           "404": {
             "$ref": "#/responses/notFound"
+          },
+          "413": {
+            "$ref": "#/responses/tooLarge"
           },
           "500": {
             "$ref": "#/responses/unhandled"
@@ -473,6 +500,9 @@ func init() {
           },
           "401": {
             "$ref": "#/responses/unauthorized"
+          },
+          "413": {
+            "$ref": "#/responses/tooLarge"
           },
           "500": {
             "$ref": "#/responses/unhandled"
@@ -550,6 +580,9 @@ func init() {
           "404": {
             "$ref": "#/responses/notFound"
           },
+          "413": {
+            "$ref": "#/responses/tooLarge"
+          },
           "500": {
             "$ref": "#/responses/unhandled"
           },
@@ -578,6 +611,9 @@ func init() {
           },
           "404": {
             "$ref": "#/responses/notFound"
+          },
+          "413": {
+            "$ref": "#/responses/tooLarge"
           },
           "500": {
             "$ref": "#/responses/unhandled"
@@ -671,6 +707,9 @@ func init() {
           "401": {
             "$ref": "#/responses/unauthorized"
           },
+          "413": {
+            "$ref": "#/responses/tooLarge"
+          },
           "500": {
             "$ref": "#/responses/unhandled"
           },
@@ -747,6 +786,9 @@ func init() {
           "404": {
             "$ref": "#/responses/notFound"
           },
+          "413": {
+            "$ref": "#/responses/tooLarge"
+          },
           "500": {
             "$ref": "#/responses/unhandled"
           },
@@ -775,6 +817,9 @@ func init() {
           },
           "404": {
             "$ref": "#/responses/notFound"
+          },
+          "413": {
+            "$ref": "#/responses/tooLarge"
           },
           "500": {
             "$ref": "#/responses/unhandled"
@@ -868,6 +913,9 @@ func init() {
           "401": {
             "$ref": "#/responses/unauthorized"
           },
+          "413": {
+            "$ref": "#/responses/tooLarge"
+          },
           "500": {
             "$ref": "#/responses/unhandled"
           },
@@ -944,6 +992,9 @@ func init() {
           "404": {
             "$ref": "#/responses/notFound"
           },
+          "413": {
+            "$ref": "#/responses/tooLarge"
+          },
           "500": {
             "$ref": "#/responses/unhandled"
           },
@@ -972,6 +1023,9 @@ func init() {
           },
           "404": {
             "$ref": "#/responses/notFound"
+          },
+          "413": {
+            "$ref": "#/responses/tooLarge"
           },
           "500": {
             "$ref": "#/responses/unhandled"
@@ -1147,6 +1201,9 @@ func init() {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
           },
+          "413": {
+            "$ref": "#/responses/tooLarge"
+          },
           "500": {
             "$ref": "#/responses/unhandled"
           },
@@ -1222,6 +1279,9 @@ func init() {
             "schema": {
               "$ref": "#/definitions/healthEnvelope"
             }
+          },
+          "413": {
+            "$ref": "#/responses/tooLarge"
           },
           "503": {
             "description": "At least one check failed.",
@@ -2648,7 +2708,7 @@ func init() {
       }
     },
     "tooLarge": {
-      "description": "The request body is over 1 MiB.",
+      "description": "The request body is over 1 MiB (any operation; most take no body at all).",
       "schema": {
         "$ref": "#/definitions/apiErrorEnvelope"
       }
@@ -2803,7 +2863,7 @@ func init() {
             }
           },
           "413": {
-            "description": "The request body is over 1 MiB.",
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -2856,6 +2916,12 @@ func init() {
               }
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -2898,6 +2964,12 @@ func init() {
                 "type": "string",
                 "description": "The zt-session challenge, saying whether the token was missing or invalid."
               }
+            }
+          },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
             }
           },
           "500": {
@@ -2974,6 +3046,12 @@ func init() {
               }
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -3036,7 +3114,7 @@ func init() {
             }
           },
           "413": {
-            "description": "The request body is over 1 MiB.",
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -3099,6 +3177,12 @@ func init() {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -3149,6 +3233,12 @@ func init() {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -3190,6 +3280,12 @@ func init() {
             "description": "Version information.",
             "schema": {
               "$ref": "#/definitions/versionEnvelope"
+            }
+          },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
             }
           },
           "500": {
@@ -3256,6 +3352,12 @@ func init() {
               }
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -3308,6 +3410,12 @@ func init() {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -3354,6 +3462,12 @@ func init() {
           },
           "404": {
             "description": "No such entity visible to this session.",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -3441,6 +3555,12 @@ func init() {
               }
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -3502,7 +3622,7 @@ func init() {
             }
           },
           "413": {
-            "description": "The request body is over 1 MiB.",
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -3559,6 +3679,12 @@ func init() {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -3605,6 +3731,12 @@ func init() {
           },
           "404": {
             "description": "No such entity visible to this session.",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -3676,7 +3808,7 @@ func init() {
             }
           },
           "413": {
-            "description": "The request body is over 1 MiB.",
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -3764,6 +3896,12 @@ func init() {
               }
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -3825,7 +3963,7 @@ func init() {
             }
           },
           "413": {
-            "description": "The request body is over 1 MiB.",
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -3882,6 +4020,12 @@ func init() {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -3928,6 +4072,12 @@ func init() {
           },
           "404": {
             "description": "No such entity visible to this session.",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -3999,7 +4149,7 @@ func init() {
             }
           },
           "413": {
-            "description": "The request body is over 1 MiB.",
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -4087,6 +4237,12 @@ func init() {
               }
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -4148,7 +4304,7 @@ func init() {
             }
           },
           "413": {
-            "description": "The request body is over 1 MiB.",
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -4205,6 +4361,12 @@ func init() {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -4251,6 +4413,12 @@ func init() {
           },
           "404": {
             "description": "No such entity visible to this session.",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -4322,7 +4490,7 @@ func init() {
             }
           },
           "413": {
-            "description": "The request body is over 1 MiB.",
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -4406,7 +4574,7 @@ func init() {
             }
           },
           "413": {
-            "description": "The request body is over 1 MiB.",
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -4499,6 +4667,12 @@ func init() {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
           },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
           "500": {
             "description": "A fault in the server. The reply carries only the request id.",
             "schema": {
@@ -4563,7 +4737,7 @@ func init() {
             }
           },
           "413": {
-            "description": "The request body is over 1 MiB.",
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
             "schema": {
               "$ref": "#/definitions/apiErrorEnvelope"
             }
@@ -4600,6 +4774,12 @@ func init() {
             "description": "Healthy.",
             "schema": {
               "$ref": "#/definitions/healthEnvelope"
+            }
+          },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
             }
           },
           "503": {
@@ -6027,7 +6207,7 @@ func init() {
       }
     },
     "tooLarge": {
-      "description": "The request body is over 1 MiB.",
+      "description": "The request body is over 1 MiB (any operation; most take no body at all).",
       "schema": {
         "$ref": "#/definitions/apiErrorEnvelope"
       }

@@ -39,6 +39,12 @@ func (o *DeleteAPISessionReader) ReadResponse(response runtime.ClientResponse, c
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewDeleteAPISessionRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewDeleteAPISessionInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *DeleteAPISessionNotFound) GetPayload() *models.APIErrorEnvelope {
 }
 
 func (o *DeleteAPISessionNotFound) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewDeleteAPISessionRequestEntityTooLarge creates a DeleteAPISessionRequestEntityTooLarge with default headers values
+func NewDeleteAPISessionRequestEntityTooLarge() *DeleteAPISessionRequestEntityTooLarge {
+	return &DeleteAPISessionRequestEntityTooLarge{}
+}
+
+// DeleteAPISessionRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type DeleteAPISessionRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this delete Api session request entity too large response has a 2xx status code
+func (o *DeleteAPISessionRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this delete Api session request entity too large response has a 3xx status code
+func (o *DeleteAPISessionRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this delete Api session request entity too large response has a 4xx status code
+func (o *DeleteAPISessionRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this delete Api session request entity too large response has a 5xx status code
+func (o *DeleteAPISessionRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this delete Api session request entity too large response a status code equal to that given
+func (o *DeleteAPISessionRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the delete Api session request entity too large response
+func (o *DeleteAPISessionRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *DeleteAPISessionRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[DELETE /edge/management/v1/api-sessions/{id}][%d] deleteApiSessionRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DeleteAPISessionRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[DELETE /edge/management/v1/api-sessions/{id}][%d] deleteApiSessionRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DeleteAPISessionRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *DeleteAPISessionRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

@@ -39,6 +39,12 @@ func (o *DetailAPISessionReader) ReadResponse(response runtime.ClientResponse, c
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewDetailAPISessionRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewDetailAPISessionInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *DetailAPISessionNotFound) GetPayload() *models.APIErrorEnvelope {
 }
 
 func (o *DetailAPISessionNotFound) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewDetailAPISessionRequestEntityTooLarge creates a DetailAPISessionRequestEntityTooLarge with default headers values
+func NewDetailAPISessionRequestEntityTooLarge() *DetailAPISessionRequestEntityTooLarge {
+	return &DetailAPISessionRequestEntityTooLarge{}
+}
+
+// DetailAPISessionRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type DetailAPISessionRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this detail Api session request entity too large response has a 2xx status code
+func (o *DetailAPISessionRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this detail Api session request entity too large response has a 3xx status code
+func (o *DetailAPISessionRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this detail Api session request entity too large response has a 4xx status code
+func (o *DetailAPISessionRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this detail Api session request entity too large response has a 5xx status code
+func (o *DetailAPISessionRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this detail Api session request entity too large response a status code equal to that given
+func (o *DetailAPISessionRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the detail Api session request entity too large response
+func (o *DetailAPISessionRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *DetailAPISessionRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/api-sessions/{id}][%d] detailApiSessionRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DetailAPISessionRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/api-sessions/{id}][%d] detailApiSessionRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DetailAPISessionRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *DetailAPISessionRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

@@ -39,6 +39,12 @@ func (o *ListAPISessionsReader) ReadResponse(response runtime.ClientResponse, co
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewListAPISessionsRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewListAPISessionsInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *ListAPISessionsUnauthorized) readResponse(response runtime.ClientRespon
 	if hdrWWWAuthenticate != "" {
 		o.WWWAuthenticate = hdrWWWAuthenticate
 	}
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewListAPISessionsRequestEntityTooLarge creates a ListAPISessionsRequestEntityTooLarge with default headers values
+func NewListAPISessionsRequestEntityTooLarge() *ListAPISessionsRequestEntityTooLarge {
+	return &ListAPISessionsRequestEntityTooLarge{}
+}
+
+// ListAPISessionsRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type ListAPISessionsRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this list Api sessions request entity too large response has a 2xx status code
+func (o *ListAPISessionsRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this list Api sessions request entity too large response has a 3xx status code
+func (o *ListAPISessionsRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this list Api sessions request entity too large response has a 4xx status code
+func (o *ListAPISessionsRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this list Api sessions request entity too large response has a 5xx status code
+func (o *ListAPISessionsRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this list Api sessions request entity too large response a status code equal to that given
+func (o *ListAPISessionsRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the list Api sessions request entity too large response
+func (o *ListAPISessionsRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *ListAPISessionsRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/api-sessions][%d] listApiSessionsRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListAPISessionsRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/api-sessions][%d] listApiSessionsRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListAPISessionsRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *ListAPISessionsRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

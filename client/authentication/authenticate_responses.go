@@ -301,7 +301,7 @@ func NewAuthenticateRequestEntityTooLarge() *AuthenticateRequestEntityTooLarge {
 
 // AuthenticateRequestEntityTooLarge describes a response with status code 413, with default header values.
 //
-// The request body is over 1 MiB.
+// The request body is over 1 MiB (any operation; most take no body at all).
 type AuthenticateRequestEntityTooLarge struct {
 	Payload *models.APIErrorEnvelope
 }

@@ -39,6 +39,12 @@ func (o *DeleteAuthenticatorReader) ReadResponse(response runtime.ClientResponse
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewDeleteAuthenticatorRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewDeleteAuthenticatorInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *DeleteAuthenticatorNotFound) GetPayload() *models.APIErrorEnvelope {
 }
 
 func (o *DeleteAuthenticatorNotFound) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewDeleteAuthenticatorRequestEntityTooLarge creates a DeleteAuthenticatorRequestEntityTooLarge with default headers values
+func NewDeleteAuthenticatorRequestEntityTooLarge() *DeleteAuthenticatorRequestEntityTooLarge {
+	return &DeleteAuthenticatorRequestEntityTooLarge{}
+}
+
+// DeleteAuthenticatorRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type DeleteAuthenticatorRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this delete authenticator request entity too large response has a 2xx status code
+func (o *DeleteAuthenticatorRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this delete authenticator request entity too large response has a 3xx status code
+func (o *DeleteAuthenticatorRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this delete authenticator request entity too large response has a 4xx status code
+func (o *DeleteAuthenticatorRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this delete authenticator request entity too large response has a 5xx status code
+func (o *DeleteAuthenticatorRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this delete authenticator request entity too large response a status code equal to that given
+func (o *DeleteAuthenticatorRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the delete authenticator request entity too large response
+func (o *DeleteAuthenticatorRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *DeleteAuthenticatorRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[DELETE /edge/management/v1/authenticators/{id}][%d] deleteAuthenticatorRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DeleteAuthenticatorRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[DELETE /edge/management/v1/authenticators/{id}][%d] deleteAuthenticatorRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DeleteAuthenticatorRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *DeleteAuthenticatorRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

@@ -39,6 +39,12 @@ func (o *DetailAuthenticatorReader) ReadResponse(response runtime.ClientResponse
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewDetailAuthenticatorRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewDetailAuthenticatorInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *DetailAuthenticatorNotFound) GetPayload() *models.APIErrorEnvelope {
 }
 
 func (o *DetailAuthenticatorNotFound) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewDetailAuthenticatorRequestEntityTooLarge creates a DetailAuthenticatorRequestEntityTooLarge with default headers values
+func NewDetailAuthenticatorRequestEntityTooLarge() *DetailAuthenticatorRequestEntityTooLarge {
+	return &DetailAuthenticatorRequestEntityTooLarge{}
+}
+
+// DetailAuthenticatorRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type DetailAuthenticatorRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this detail authenticator request entity too large response has a 2xx status code
+func (o *DetailAuthenticatorRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this detail authenticator request entity too large response has a 3xx status code
+func (o *DetailAuthenticatorRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this detail authenticator request entity too large response has a 4xx status code
+func (o *DetailAuthenticatorRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this detail authenticator request entity too large response has a 5xx status code
+func (o *DetailAuthenticatorRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this detail authenticator request entity too large response a status code equal to that given
+func (o *DetailAuthenticatorRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the detail authenticator request entity too large response
+func (o *DetailAuthenticatorRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *DetailAuthenticatorRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/authenticators/{id}][%d] detailAuthenticatorRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DetailAuthenticatorRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/authenticators/{id}][%d] detailAuthenticatorRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DetailAuthenticatorRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *DetailAuthenticatorRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

@@ -39,6 +39,12 @@ func (o *ListAuthenticatorsReader) ReadResponse(response runtime.ClientResponse,
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewListAuthenticatorsRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewListAuthenticatorsInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *ListAuthenticatorsUnauthorized) readResponse(response runtime.ClientRes
 	if hdrWWWAuthenticate != "" {
 		o.WWWAuthenticate = hdrWWWAuthenticate
 	}
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewListAuthenticatorsRequestEntityTooLarge creates a ListAuthenticatorsRequestEntityTooLarge with default headers values
+func NewListAuthenticatorsRequestEntityTooLarge() *ListAuthenticatorsRequestEntityTooLarge {
+	return &ListAuthenticatorsRequestEntityTooLarge{}
+}
+
+// ListAuthenticatorsRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type ListAuthenticatorsRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this list authenticators request entity too large response has a 2xx status code
+func (o *ListAuthenticatorsRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this list authenticators request entity too large response has a 3xx status code
+func (o *ListAuthenticatorsRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this list authenticators request entity too large response has a 4xx status code
+func (o *ListAuthenticatorsRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this list authenticators request entity too large response has a 5xx status code
+func (o *ListAuthenticatorsRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this list authenticators request entity too large response a status code equal to that given
+func (o *ListAuthenticatorsRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the list authenticators request entity too large response
+func (o *ListAuthenticatorsRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *ListAuthenticatorsRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/authenticators][%d] listAuthenticatorsRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListAuthenticatorsRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/authenticators][%d] listAuthenticatorsRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListAuthenticatorsRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *ListAuthenticatorsRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

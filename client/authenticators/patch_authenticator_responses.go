@@ -358,7 +358,7 @@ func NewPatchAuthenticatorRequestEntityTooLarge() *PatchAuthenticatorRequestEnti
 
 // PatchAuthenticatorRequestEntityTooLarge describes a response with status code 413, with default header values.
 //
-// The request body is over 1 MiB.
+// The request body is over 1 MiB (any operation; most take no body at all).
 type PatchAuthenticatorRequestEntityTooLarge struct {
 	Payload *models.APIErrorEnvelope
 }

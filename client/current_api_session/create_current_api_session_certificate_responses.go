@@ -290,7 +290,7 @@ func NewCreateCurrentAPISessionCertificateRequestEntityTooLarge() *CreateCurrent
 
 // CreateCurrentAPISessionCertificateRequestEntityTooLarge describes a response with status code 413, with default header values.
 //
-// The request body is over 1 MiB.
+// The request body is over 1 MiB (any operation; most take no body at all).
 type CreateCurrentAPISessionCertificateRequestEntityTooLarge struct {
 	Payload *models.APIErrorEnvelope
 }

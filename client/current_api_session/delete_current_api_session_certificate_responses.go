@@ -39,6 +39,12 @@ func (o *DeleteCurrentAPISessionCertificateReader) ReadResponse(response runtime
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewDeleteCurrentAPISessionCertificateRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewDeleteCurrentAPISessionCertificateInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *DeleteCurrentAPISessionCertificateNotFound) GetPayload() *models.APIErr
 }
 
 func (o *DeleteCurrentAPISessionCertificateNotFound) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewDeleteCurrentAPISessionCertificateRequestEntityTooLarge creates a DeleteCurrentAPISessionCertificateRequestEntityTooLarge with default headers values
+func NewDeleteCurrentAPISessionCertificateRequestEntityTooLarge() *DeleteCurrentAPISessionCertificateRequestEntityTooLarge {
+	return &DeleteCurrentAPISessionCertificateRequestEntityTooLarge{}
+}
+
+// DeleteCurrentAPISessionCertificateRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type DeleteCurrentAPISessionCertificateRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this delete current Api session certificate request entity too large response has a 2xx status code
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this delete current Api session certificate request entity too large response has a 3xx status code
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this delete current Api session certificate request entity too large response has a 4xx status code
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this delete current Api session certificate request entity too large response has a 5xx status code
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this delete current Api session certificate request entity too large response a status code equal to that given
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the delete current Api session certificate request entity too large response
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[DELETE /edge/client/v1/current-api-session/certificates/{id}][%d] deleteCurrentApiSessionCertificateRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[DELETE /edge/client/v1/current-api-session/certificates/{id}][%d] deleteCurrentApiSessionCertificateRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

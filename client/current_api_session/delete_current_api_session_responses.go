@@ -33,6 +33,12 @@ func (o *DeleteCurrentAPISessionReader) ReadResponse(response runtime.ClientResp
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewDeleteCurrentAPISessionRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewDeleteCurrentAPISessionInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -186,6 +192,74 @@ func (o *DeleteCurrentAPISessionUnauthorized) readResponse(response runtime.Clie
 	if hdrWWWAuthenticate != "" {
 		o.WWWAuthenticate = hdrWWWAuthenticate
 	}
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewDeleteCurrentAPISessionRequestEntityTooLarge creates a DeleteCurrentAPISessionRequestEntityTooLarge with default headers values
+func NewDeleteCurrentAPISessionRequestEntityTooLarge() *DeleteCurrentAPISessionRequestEntityTooLarge {
+	return &DeleteCurrentAPISessionRequestEntityTooLarge{}
+}
+
+// DeleteCurrentAPISessionRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type DeleteCurrentAPISessionRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this delete current Api session request entity too large response has a 2xx status code
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this delete current Api session request entity too large response has a 3xx status code
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this delete current Api session request entity too large response has a 4xx status code
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this delete current Api session request entity too large response has a 5xx status code
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this delete current Api session request entity too large response a status code equal to that given
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the delete current Api session request entity too large response
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[DELETE /edge/client/v1/current-api-session][%d] deleteCurrentApiSessionRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[DELETE /edge/client/v1/current-api-session][%d] deleteCurrentApiSessionRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

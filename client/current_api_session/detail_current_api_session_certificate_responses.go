@@ -39,6 +39,12 @@ func (o *DetailCurrentAPISessionCertificateReader) ReadResponse(response runtime
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewDetailCurrentAPISessionCertificateRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewDetailCurrentAPISessionCertificateInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *DetailCurrentAPISessionCertificateNotFound) GetPayload() *models.APIErr
 }
 
 func (o *DetailCurrentAPISessionCertificateNotFound) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewDetailCurrentAPISessionCertificateRequestEntityTooLarge creates a DetailCurrentAPISessionCertificateRequestEntityTooLarge with default headers values
+func NewDetailCurrentAPISessionCertificateRequestEntityTooLarge() *DetailCurrentAPISessionCertificateRequestEntityTooLarge {
+	return &DetailCurrentAPISessionCertificateRequestEntityTooLarge{}
+}
+
+// DetailCurrentAPISessionCertificateRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type DetailCurrentAPISessionCertificateRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this detail current Api session certificate request entity too large response has a 2xx status code
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this detail current Api session certificate request entity too large response has a 3xx status code
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this detail current Api session certificate request entity too large response has a 4xx status code
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this detail current Api session certificate request entity too large response has a 5xx status code
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this detail current Api session certificate request entity too large response a status code equal to that given
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the detail current Api session certificate request entity too large response
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/client/v1/current-api-session/certificates/{id}][%d] detailCurrentApiSessionCertificateRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/client/v1/current-api-session/certificates/{id}][%d] detailCurrentApiSessionCertificateRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

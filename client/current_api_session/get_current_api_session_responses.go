@@ -33,6 +33,12 @@ func (o *GetCurrentAPISessionReader) ReadResponse(response runtime.ClientRespons
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewGetCurrentAPISessionRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewGetCurrentAPISessionInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -186,6 +192,74 @@ func (o *GetCurrentAPISessionUnauthorized) readResponse(response runtime.ClientR
 	if hdrWWWAuthenticate != "" {
 		o.WWWAuthenticate = hdrWWWAuthenticate
 	}
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewGetCurrentAPISessionRequestEntityTooLarge creates a GetCurrentAPISessionRequestEntityTooLarge with default headers values
+func NewGetCurrentAPISessionRequestEntityTooLarge() *GetCurrentAPISessionRequestEntityTooLarge {
+	return &GetCurrentAPISessionRequestEntityTooLarge{}
+}
+
+// GetCurrentAPISessionRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type GetCurrentAPISessionRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this get current Api session request entity too large response has a 2xx status code
+func (o *GetCurrentAPISessionRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this get current Api session request entity too large response has a 3xx status code
+func (o *GetCurrentAPISessionRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this get current Api session request entity too large response has a 4xx status code
+func (o *GetCurrentAPISessionRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this get current Api session request entity too large response has a 5xx status code
+func (o *GetCurrentAPISessionRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this get current Api session request entity too large response a status code equal to that given
+func (o *GetCurrentAPISessionRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the get current Api session request entity too large response
+func (o *GetCurrentAPISessionRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *GetCurrentAPISessionRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/client/v1/current-api-session][%d] getCurrentApiSessionRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *GetCurrentAPISessionRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/client/v1/current-api-session][%d] getCurrentApiSessionRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *GetCurrentAPISessionRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *GetCurrentAPISessionRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

@@ -39,6 +39,12 @@ func (o *ListCurrentAPISessionCertificatesReader) ReadResponse(response runtime.
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewListCurrentAPISessionCertificatesRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewListCurrentAPISessionCertificatesInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *ListCurrentAPISessionCertificatesUnauthorized) readResponse(response ru
 	if hdrWWWAuthenticate != "" {
 		o.WWWAuthenticate = hdrWWWAuthenticate
 	}
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewListCurrentAPISessionCertificatesRequestEntityTooLarge creates a ListCurrentAPISessionCertificatesRequestEntityTooLarge with default headers values
+func NewListCurrentAPISessionCertificatesRequestEntityTooLarge() *ListCurrentAPISessionCertificatesRequestEntityTooLarge {
+	return &ListCurrentAPISessionCertificatesRequestEntityTooLarge{}
+}
+
+// ListCurrentAPISessionCertificatesRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type ListCurrentAPISessionCertificatesRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this list current Api session certificates request entity too large response has a 2xx status code
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this list current Api session certificates request entity too large response has a 3xx status code
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this list current Api session certificates request entity too large response has a 4xx status code
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this list current Api session certificates request entity too large response has a 5xx status code
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this list current Api session certificates request entity too large response a status code equal to that given
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the list current Api session certificates request entity too large response
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/client/v1/current-api-session/certificates][%d] listCurrentApiSessionCertificatesRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/client/v1/current-api-session/certificates][%d] listCurrentApiSessionCertificatesRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

@@ -39,6 +39,12 @@ func (o *DeleteExternalJWTSignerReader) ReadResponse(response runtime.ClientResp
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewDeleteExternalJWTSignerRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewDeleteExternalJWTSignerInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *DeleteExternalJWTSignerNotFound) GetPayload() *models.APIErrorEnvelope 
 }
 
 func (o *DeleteExternalJWTSignerNotFound) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewDeleteExternalJWTSignerRequestEntityTooLarge creates a DeleteExternalJWTSignerRequestEntityTooLarge with default headers values
+func NewDeleteExternalJWTSignerRequestEntityTooLarge() *DeleteExternalJWTSignerRequestEntityTooLarge {
+	return &DeleteExternalJWTSignerRequestEntityTooLarge{}
+}
+
+// DeleteExternalJWTSignerRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type DeleteExternalJWTSignerRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this delete external j w t signer request entity too large response has a 2xx status code
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this delete external j w t signer request entity too large response has a 3xx status code
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this delete external j w t signer request entity too large response has a 4xx status code
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this delete external j w t signer request entity too large response has a 5xx status code
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this delete external j w t signer request entity too large response a status code equal to that given
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the delete external j w t signer request entity too large response
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[DELETE /edge/management/v1/external-jwt-signers/{id}][%d] deleteExternalJWTSignerRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[DELETE /edge/management/v1/external-jwt-signers/{id}][%d] deleteExternalJWTSignerRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

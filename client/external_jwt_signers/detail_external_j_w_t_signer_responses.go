@@ -39,6 +39,12 @@ func (o *DetailExternalJWTSignerReader) ReadResponse(response runtime.ClientResp
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewDetailExternalJWTSignerRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewDetailExternalJWTSignerInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *DetailExternalJWTSignerNotFound) GetPayload() *models.APIErrorEnvelope 
 }
 
 func (o *DetailExternalJWTSignerNotFound) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewDetailExternalJWTSignerRequestEntityTooLarge creates a DetailExternalJWTSignerRequestEntityTooLarge with default headers values
+func NewDetailExternalJWTSignerRequestEntityTooLarge() *DetailExternalJWTSignerRequestEntityTooLarge {
+	return &DetailExternalJWTSignerRequestEntityTooLarge{}
+}
+
+// DetailExternalJWTSignerRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type DetailExternalJWTSignerRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this detail external j w t signer request entity too large response has a 2xx status code
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this detail external j w t signer request entity too large response has a 3xx status code
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this detail external j w t signer request entity too large response has a 4xx status code
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this detail external j w t signer request entity too large response has a 5xx status code
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this detail external j w t signer request entity too large response a status code equal to that given
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the detail external j w t signer request entity too large response
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/external-jwt-signers/{id}][%d] detailExternalJWTSignerRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/external-jwt-signers/{id}][%d] detailExternalJWTSignerRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

@@ -39,6 +39,12 @@ func (o *ListExternalJWTSignersReader) ReadResponse(response runtime.ClientRespo
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewListExternalJWTSignersRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewListExternalJWTSignersInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *ListExternalJWTSignersUnauthorized) readResponse(response runtime.Clien
 	if hdrWWWAuthenticate != "" {
 		o.WWWAuthenticate = hdrWWWAuthenticate
 	}
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewListExternalJWTSignersRequestEntityTooLarge creates a ListExternalJWTSignersRequestEntityTooLarge with default headers values
+func NewListExternalJWTSignersRequestEntityTooLarge() *ListExternalJWTSignersRequestEntityTooLarge {
+	return &ListExternalJWTSignersRequestEntityTooLarge{}
+}
+
+// ListExternalJWTSignersRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type ListExternalJWTSignersRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this list external j w t signers request entity too large response has a 2xx status code
+func (o *ListExternalJWTSignersRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this list external j w t signers request entity too large response has a 3xx status code
+func (o *ListExternalJWTSignersRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this list external j w t signers request entity too large response has a 4xx status code
+func (o *ListExternalJWTSignersRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this list external j w t signers request entity too large response has a 5xx status code
+func (o *ListExternalJWTSignersRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this list external j w t signers request entity too large response a status code equal to that given
+func (o *ListExternalJWTSignersRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the list external j w t signers request entity too large response
+func (o *ListExternalJWTSignersRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *ListExternalJWTSignersRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/external-jwt-signers][%d] listExternalJWTSignersRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListExternalJWTSignersRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/external-jwt-signers][%d] listExternalJWTSignersRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListExternalJWTSignersRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *ListExternalJWTSignersRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

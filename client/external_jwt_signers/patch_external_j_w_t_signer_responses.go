@@ -358,7 +358,7 @@ func NewPatchExternalJWTSignerRequestEntityTooLarge() *PatchExternalJWTSignerReq
 
 // PatchExternalJWTSignerRequestEntityTooLarge describes a response with status code 413, with default header values.
 //
-// The request body is over 1 MiB.
+// The request body is over 1 MiB (any operation; most take no body at all).
 type PatchExternalJWTSignerRequestEntityTooLarge struct {
 	Payload *models.APIErrorEnvelope
 }

@@ -284,7 +284,7 @@ func NewCreateIdentityRequestEntityTooLarge() *CreateIdentityRequestEntityTooLar
 
 // CreateIdentityRequestEntityTooLarge describes a response with status code 413, with default header values.
 //
-// The request body is over 1 MiB.
+// The request body is over 1 MiB (any operation; most take no body at all).
 type CreateIdentityRequestEntityTooLarge struct {
 	Payload *models.APIErrorEnvelope
 }

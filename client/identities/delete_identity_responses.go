@@ -39,6 +39,12 @@ func (o *DeleteIdentityReader) ReadResponse(response runtime.ClientResponse, con
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewDeleteIdentityRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewDeleteIdentityInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *DeleteIdentityNotFound) GetPayload() *models.APIErrorEnvelope {
 }
 
 func (o *DeleteIdentityNotFound) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewDeleteIdentityRequestEntityTooLarge creates a DeleteIdentityRequestEntityTooLarge with default headers values
+func NewDeleteIdentityRequestEntityTooLarge() *DeleteIdentityRequestEntityTooLarge {
+	return &DeleteIdentityRequestEntityTooLarge{}
+}
+
+// DeleteIdentityRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type DeleteIdentityRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this delete identity request entity too large response has a 2xx status code
+func (o *DeleteIdentityRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this delete identity request entity too large response has a 3xx status code
+func (o *DeleteIdentityRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this delete identity request entity too large response has a 4xx status code
+func (o *DeleteIdentityRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this delete identity request entity too large response has a 5xx status code
+func (o *DeleteIdentityRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this delete identity request entity too large response a status code equal to that given
+func (o *DeleteIdentityRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the delete identity request entity too large response
+func (o *DeleteIdentityRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *DeleteIdentityRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[DELETE /edge/management/v1/identities/{id}][%d] deleteIdentityRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DeleteIdentityRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[DELETE /edge/management/v1/identities/{id}][%d] deleteIdentityRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DeleteIdentityRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *DeleteIdentityRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

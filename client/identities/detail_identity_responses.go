@@ -39,6 +39,12 @@ func (o *DetailIdentityReader) ReadResponse(response runtime.ClientResponse, con
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewDetailIdentityRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewDetailIdentityInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *DetailIdentityNotFound) GetPayload() *models.APIErrorEnvelope {
 }
 
 func (o *DetailIdentityNotFound) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewDetailIdentityRequestEntityTooLarge creates a DetailIdentityRequestEntityTooLarge with default headers values
+func NewDetailIdentityRequestEntityTooLarge() *DetailIdentityRequestEntityTooLarge {
+	return &DetailIdentityRequestEntityTooLarge{}
+}
+
+// DetailIdentityRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type DetailIdentityRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this detail identity request entity too large response has a 2xx status code
+func (o *DetailIdentityRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this detail identity request entity too large response has a 3xx status code
+func (o *DetailIdentityRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this detail identity request entity too large response has a 4xx status code
+func (o *DetailIdentityRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this detail identity request entity too large response has a 5xx status code
+func (o *DetailIdentityRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this detail identity request entity too large response a status code equal to that given
+func (o *DetailIdentityRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the detail identity request entity too large response
+func (o *DetailIdentityRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *DetailIdentityRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/identities/{id}][%d] detailIdentityRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DetailIdentityRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/identities/{id}][%d] detailIdentityRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *DetailIdentityRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *DetailIdentityRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

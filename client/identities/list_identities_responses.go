@@ -39,6 +39,12 @@ func (o *ListIdentitiesReader) ReadResponse(response runtime.ClientResponse, con
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewListIdentitiesRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewListIdentitiesInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -260,6 +266,74 @@ func (o *ListIdentitiesUnauthorized) readResponse(response runtime.ClientRespons
 	if hdrWWWAuthenticate != "" {
 		o.WWWAuthenticate = hdrWWWAuthenticate
 	}
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewListIdentitiesRequestEntityTooLarge creates a ListIdentitiesRequestEntityTooLarge with default headers values
+func NewListIdentitiesRequestEntityTooLarge() *ListIdentitiesRequestEntityTooLarge {
+	return &ListIdentitiesRequestEntityTooLarge{}
+}
+
+// ListIdentitiesRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type ListIdentitiesRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this list identities request entity too large response has a 2xx status code
+func (o *ListIdentitiesRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this list identities request entity too large response has a 3xx status code
+func (o *ListIdentitiesRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this list identities request entity too large response has a 4xx status code
+func (o *ListIdentitiesRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this list identities request entity too large response has a 5xx status code
+func (o *ListIdentitiesRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this list identities request entity too large response a status code equal to that given
+func (o *ListIdentitiesRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the list identities request entity too large response
+func (o *ListIdentitiesRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *ListIdentitiesRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/identities][%d] listIdentitiesRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListIdentitiesRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/management/v1/identities][%d] listIdentitiesRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListIdentitiesRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *ListIdentitiesRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

@@ -358,7 +358,7 @@ func NewPatchIdentityRequestEntityTooLarge() *PatchIdentityRequestEntityTooLarge
 
 // PatchIdentityRequestEntityTooLarge describes a response with status code 413, with default header values.
 //
-// The request body is over 1 MiB.
+// The request body is over 1 MiB (any operation; most take no body at all).
 type PatchIdentityRequestEntityTooLarge struct {
 	Payload *models.APIErrorEnvelope
 }

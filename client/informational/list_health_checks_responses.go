@@ -27,6 +27,12 @@ func (o *ListHealthChecksReader) ReadResponse(response runtime.ClientResponse, c
 			return nil, err
 		}
 		return result, nil
+	case 413:
+		result := NewListHealthChecksRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 503:
 		result := NewListHealthChecksServiceUnavailable()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -97,6 +103,74 @@ func (o *ListHealthChecksOK) GetPayload() *models.HealthEnvelope {
 func (o *ListHealthChecksOK) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.HealthEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewListHealthChecksRequestEntityTooLarge creates a ListHealthChecksRequestEntityTooLarge with default headers values
+func NewListHealthChecksRequestEntityTooLarge() *ListHealthChecksRequestEntityTooLarge {
+	return &ListHealthChecksRequestEntityTooLarge{}
+}
+
+// ListHealthChecksRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type ListHealthChecksRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this list health checks request entity too large response has a 2xx status code
+func (o *ListHealthChecksRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this list health checks request entity too large response has a 3xx status code
+func (o *ListHealthChecksRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this list health checks request entity too large response has a 4xx status code
+func (o *ListHealthChecksRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this list health checks request entity too large response has a 5xx status code
+func (o *ListHealthChecksRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this list health checks request entity too large response a status code equal to that given
+func (o *ListHealthChecksRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the list health checks request entity too large response
+func (o *ListHealthChecksRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *ListHealthChecksRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /health-checks][%d] listHealthChecksRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListHealthChecksRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /health-checks][%d] listHealthChecksRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListHealthChecksRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *ListHealthChecksRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
 
 	// response payload
 	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {

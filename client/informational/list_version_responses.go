@@ -27,6 +27,12 @@ func (o *ListVersionReader) ReadResponse(response runtime.ClientResponse, consum
 			return nil, err
 		}
 		return result, nil
+	case 413:
+		result := NewListVersionRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewListVersionInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -97,6 +103,74 @@ func (o *ListVersionOK) GetPayload() *models.VersionEnvelope {
 func (o *ListVersionOK) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.VersionEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewListVersionRequestEntityTooLarge creates a ListVersionRequestEntityTooLarge with default headers values
+func NewListVersionRequestEntityTooLarge() *ListVersionRequestEntityTooLarge {
+	return &ListVersionRequestEntityTooLarge{}
+}
+
+// ListVersionRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type ListVersionRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this list version request entity too large response has a 2xx status code
+func (o *ListVersionRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this list version request entity too large response has a 3xx status code
+func (o *ListVersionRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this list version request entity too large response has a 4xx status code
+func (o *ListVersionRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this list version request entity too large response has a 5xx status code
+func (o *ListVersionRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this list version request entity too large response a status code equal to that given
+func (o *ListVersionRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the list version request entity too large response
+func (o *ListVersionRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *ListVersionRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/client/v1/version][%d] listVersionRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListVersionRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/client/v1/version][%d] listVersionRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListVersionRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *ListVersionRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
 
 	// response payload
 	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {

@@ -360,7 +360,7 @@ func NewCreateAdmissionRequestEntityTooLarge() *CreateAdmissionRequestEntityTooL
 
 // CreateAdmissionRequestEntityTooLarge describes a response with status code 413, with default header values.
 //
-// The request body is over 1 MiB.
+// The request body is over 1 MiB (any operation; most take no body at all).
 type CreateAdmissionRequestEntityTooLarge struct {
 	Payload *models.APIErrorEnvelope
 }

@@ -45,6 +45,12 @@ func (o *ListEventsReader) ReadResponse(response runtime.ClientResponse, consume
 			return nil, err
 		}
 		return nil, result
+	case 413:
+		result := NewListEventsRequestEntityTooLarge()
+		if err := result.readResponse(response, consumer, o.formats); err != nil {
+			return nil, err
+		}
+		return nil, result
 	case 500:
 		result := NewListEventsInternalServerError()
 		if err := result.readResponse(response, consumer, o.formats); err != nil {
@@ -334,6 +340,74 @@ func (o *ListEventsGone) GetPayload() *models.APIErrorEnvelope {
 }
 
 func (o *ListEventsGone) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
+
+	o.Payload = new(models.APIErrorEnvelope)
+
+	// response payload
+	if err := consumer.Consume(response.Body(), o.Payload); err != nil && !stderrors.Is(err, io.EOF) {
+		return err
+	}
+
+	return nil
+}
+
+// NewListEventsRequestEntityTooLarge creates a ListEventsRequestEntityTooLarge with default headers values
+func NewListEventsRequestEntityTooLarge() *ListEventsRequestEntityTooLarge {
+	return &ListEventsRequestEntityTooLarge{}
+}
+
+// ListEventsRequestEntityTooLarge describes a response with status code 413, with default header values.
+//
+// The request body is over 1 MiB (any operation; most take no body at all).
+type ListEventsRequestEntityTooLarge struct {
+	Payload *models.APIErrorEnvelope
+}
+
+// IsSuccess returns true when this list events request entity too large response has a 2xx status code
+func (o *ListEventsRequestEntityTooLarge) IsSuccess() bool {
+	return false
+}
+
+// IsRedirect returns true when this list events request entity too large response has a 3xx status code
+func (o *ListEventsRequestEntityTooLarge) IsRedirect() bool {
+	return false
+}
+
+// IsClientError returns true when this list events request entity too large response has a 4xx status code
+func (o *ListEventsRequestEntityTooLarge) IsClientError() bool {
+	return true
+}
+
+// IsServerError returns true when this list events request entity too large response has a 5xx status code
+func (o *ListEventsRequestEntityTooLarge) IsServerError() bool {
+	return false
+}
+
+// IsCode returns true when this list events request entity too large response a status code equal to that given
+func (o *ListEventsRequestEntityTooLarge) IsCode(code int) bool {
+	return code == 413
+}
+
+// Code gets the status code for the list events request entity too large response
+func (o *ListEventsRequestEntityTooLarge) Code() int {
+	return 413
+}
+
+func (o *ListEventsRequestEntityTooLarge) Error() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/router/v1/events][%d] listEventsRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListEventsRequestEntityTooLarge) String() string {
+	payload, _ := json.Marshal(o.Payload)
+	return fmt.Sprintf("[GET /edge/router/v1/events][%d] listEventsRequestEntityTooLarge %s", 413, payload)
+}
+
+func (o *ListEventsRequestEntityTooLarge) GetPayload() *models.APIErrorEnvelope {
+	return o.Payload
+}
+
+func (o *ListEventsRequestEntityTooLarge) readResponse(response runtime.ClientResponse, consumer runtime.Consumer, formats strfmt.Registry) error {
 
 	o.Payload = new(models.APIErrorEnvelope)
 

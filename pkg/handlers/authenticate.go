@@ -21,7 +21,11 @@ func (a authenticateHandler) Handle(p auth_op.AuthenticateParams) auth_op.Authen
 	if p.Auth != nil {
 		attempt.Username = p.Auth.Username
 	}
-	res, err := a.login(p)
+	var res *auth.Result
+	err := checkInfo(p)
+	if err == nil {
+		res, err = a.login(p)
+	}
 	if err != nil {
 		attempt.Err = err
 		a.h.cfg.Recorder.Login(ctx, attempt)
@@ -46,6 +50,20 @@ func (a authenticateHandler) Handle(p auth_op.AuthenticateParams) auth_op.Authen
 	}
 
 	return auth_op.NewAuthenticateOK().WithZtSession(tok).WithPayload(toCurrentSessionEnvelope(s, tok))
+}
+
+// checkInfo refuses envInfo and sdkInfo that are not objects: the spec
+// declares them so, but the generated model takes any JSON value.
+func checkInfo(p auth_op.AuthenticateParams) error {
+	if p.Auth == nil {
+		return nil
+	}
+	for field, v := range map[string]any{"envInfo": p.Auth.EnvInfo, "sdkInfo": p.Auth.SdkInfo} {
+		if _, ok := v.(map[string]any); v != nil && !ok {
+			return errValidation(field, "must be an object", nil)
+		}
+	}
+	return nil
 }
 
 // login runs the primary authenticator that method names.

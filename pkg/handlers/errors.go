@@ -219,6 +219,18 @@ func Unhandled(w http.ResponseWriter, r *http.Request) {
 // TooLarge is the reply to a request whose body is over the cap.
 func TooLarge(w http.ResponseWriter, r *http.Request) { writeError(w, r, errTooLarge()) }
 
+// SingleToken refuses a request that carries more than one zt-session
+// header: an ambiguous credential is invalid, whichever value is valid.
+func SingleToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header.Values("zt-session")) > 1 {
+			writeError(w, r, errInvalidToken())
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // NotFoundHandler answers requests for paths outside the API.
 func NotFoundHandler(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNotFound()) }
 

@@ -76,7 +76,7 @@ func New(cfg Config) *Handlers {
 // error writer and its consumers and producers.
 func (h *Handlers) Register(api *operations.SessioncertAPI) {
 	api.ServeError = ServeError
-	api.JSONConsumer = runtime.JSONConsumer()
+	api.JSONConsumer = strictJSONConsumer()
 	api.JSONProducer = runtime.JSONProducer()
 	api.ZtSessionAuth = h.authenticateToken
 	api.APIAuthorizer = runtime.AuthorizerFunc(authorize)

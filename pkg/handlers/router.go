@@ -96,6 +96,11 @@ func (l listEventsHandler) Handle(p router.ListEventsParams, _ *auth.Principal) 
 	ctx := p.HTTPRequest.Context()
 	reg := l.h.cfg.Registry
 
+	// An empty cursor is a router that lost its own: it must be told, not
+	// silently given the current one and so skip the events in between.
+	if q := p.HTTPRequest.URL.Query(); q.Has("after") && q.Get("after") == "" {
+		return listEventsErrors.reply(ctx, errValidation("after", "must be a cursor", ""))
+	}
 	// Without a cursor the router is starting: tell it where from.
 	if p.After == nil {
 		cursor, err := reg.EventCursor(ctx)

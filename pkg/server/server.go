@@ -326,16 +326,7 @@ func (s *Server) buildHandler() error {
 		return err
 	}
 
-	mux := http.NewServeMux()
-	apiHandler := api.Serve(s.operationMetrics)
-	mux.Handle("/edge/", apiHandler)
-	mux.Handle("/health-checks", apiHandler)
-	mux.HandleFunc("GET /docs", s.serveDocs)
-	mux.HandleFunc("GET /swagger.json", s.serveSpec)
-	if s.cfg.Ops.MetricsAddr == "" {
-		mux.Handle("GET /metrics", s.metrics.Handler())
-	}
-	mux.HandleFunc("/", handlers.NotFoundHandler)
+	mux := s.dispatch(handlers.SingleToken(api.Serve(s.operationMetrics)))
 	s.handler = httpx.Middleware(httpx.Config{
 		Logger:    s.log,
 		Unhandled: handlers.Unhandled,

@@ -160,6 +160,49 @@ func (o *DeleteAPISessionNotFound) WriteResponse(rw http.ResponseWriter, produce
 
 func (o *DeleteAPISessionNotFound) DeleteAPISessionResponder() {}
 
+// DeleteAPISessionRequestEntityTooLargeCode is the HTTP code returned for type DeleteAPISessionRequestEntityTooLarge
+const DeleteAPISessionRequestEntityTooLargeCode int = 413
+
+// DeleteAPISessionRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response deleteApiSessionRequestEntityTooLarge
+type DeleteAPISessionRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewDeleteAPISessionRequestEntityTooLarge creates DeleteAPISessionRequestEntityTooLarge with default headers values
+func NewDeleteAPISessionRequestEntityTooLarge() *DeleteAPISessionRequestEntityTooLarge {
+
+	return &DeleteAPISessionRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the delete Api session request entity too large response
+func (o *DeleteAPISessionRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *DeleteAPISessionRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the delete Api session request entity too large response
+func (o *DeleteAPISessionRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *DeleteAPISessionRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *DeleteAPISessionRequestEntityTooLarge) DeleteAPISessionResponder() {}
+
 // DeleteAPISessionInternalServerErrorCode is the HTTP code returned for type DeleteAPISessionInternalServerError
 const DeleteAPISessionInternalServerErrorCode int = 500
 

@@ -160,6 +160,49 @@ func (o *DetailAPISessionNotFound) WriteResponse(rw http.ResponseWriter, produce
 
 func (o *DetailAPISessionNotFound) DetailAPISessionResponder() {}
 
+// DetailAPISessionRequestEntityTooLargeCode is the HTTP code returned for type DetailAPISessionRequestEntityTooLarge
+const DetailAPISessionRequestEntityTooLargeCode int = 413
+
+// DetailAPISessionRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response detailApiSessionRequestEntityTooLarge
+type DetailAPISessionRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewDetailAPISessionRequestEntityTooLarge creates DetailAPISessionRequestEntityTooLarge with default headers values
+func NewDetailAPISessionRequestEntityTooLarge() *DetailAPISessionRequestEntityTooLarge {
+
+	return &DetailAPISessionRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the detail Api session request entity too large response
+func (o *DetailAPISessionRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *DetailAPISessionRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the detail Api session request entity too large response
+func (o *DetailAPISessionRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *DetailAPISessionRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *DetailAPISessionRequestEntityTooLarge) DetailAPISessionResponder() {}
+
 // DetailAPISessionInternalServerErrorCode is the HTTP code returned for type DetailAPISessionInternalServerError
 const DetailAPISessionInternalServerErrorCode int = 500
 

@@ -160,6 +160,49 @@ func (o *ListAPISessionsUnauthorized) WriteResponse(rw http.ResponseWriter, prod
 
 func (o *ListAPISessionsUnauthorized) ListAPISessionsResponder() {}
 
+// ListAPISessionsRequestEntityTooLargeCode is the HTTP code returned for type ListAPISessionsRequestEntityTooLarge
+const ListAPISessionsRequestEntityTooLargeCode int = 413
+
+// ListAPISessionsRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response listApiSessionsRequestEntityTooLarge
+type ListAPISessionsRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewListAPISessionsRequestEntityTooLarge creates ListAPISessionsRequestEntityTooLarge with default headers values
+func NewListAPISessionsRequestEntityTooLarge() *ListAPISessionsRequestEntityTooLarge {
+
+	return &ListAPISessionsRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the list Api sessions request entity too large response
+func (o *ListAPISessionsRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *ListAPISessionsRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the list Api sessions request entity too large response
+func (o *ListAPISessionsRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *ListAPISessionsRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *ListAPISessionsRequestEntityTooLarge) ListAPISessionsResponder() {}
+
 // ListAPISessionsInternalServerErrorCode is the HTTP code returned for type ListAPISessionsInternalServerError
 const ListAPISessionsInternalServerErrorCode int = 500
 

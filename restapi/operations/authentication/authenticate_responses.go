@@ -184,7 +184,7 @@ func (o *AuthenticateUnauthorized) AuthenticateResponder() {}
 // AuthenticateRequestEntityTooLargeCode is the HTTP code returned for type AuthenticateRequestEntityTooLarge
 const AuthenticateRequestEntityTooLargeCode int = 413
 
-// AuthenticateRequestEntityTooLarge The request body is over 1 MiB.
+// AuthenticateRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
 //
 // swagger:response authenticateRequestEntityTooLarge
 type AuthenticateRequestEntityTooLarge struct {

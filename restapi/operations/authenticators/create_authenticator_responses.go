@@ -163,7 +163,7 @@ func (o *CreateAuthenticatorUnauthorized) CreateAuthenticatorResponder() {}
 // CreateAuthenticatorRequestEntityTooLargeCode is the HTTP code returned for type CreateAuthenticatorRequestEntityTooLarge
 const CreateAuthenticatorRequestEntityTooLargeCode int = 413
 
-// CreateAuthenticatorRequestEntityTooLarge The request body is over 1 MiB.
+// CreateAuthenticatorRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
 //
 // swagger:response createAuthenticatorRequestEntityTooLarge
 type CreateAuthenticatorRequestEntityTooLarge struct {

@@ -160,6 +160,49 @@ func (o *DeleteAuthenticatorNotFound) WriteResponse(rw http.ResponseWriter, prod
 
 func (o *DeleteAuthenticatorNotFound) DeleteAuthenticatorResponder() {}
 
+// DeleteAuthenticatorRequestEntityTooLargeCode is the HTTP code returned for type DeleteAuthenticatorRequestEntityTooLarge
+const DeleteAuthenticatorRequestEntityTooLargeCode int = 413
+
+// DeleteAuthenticatorRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response deleteAuthenticatorRequestEntityTooLarge
+type DeleteAuthenticatorRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewDeleteAuthenticatorRequestEntityTooLarge creates DeleteAuthenticatorRequestEntityTooLarge with default headers values
+func NewDeleteAuthenticatorRequestEntityTooLarge() *DeleteAuthenticatorRequestEntityTooLarge {
+
+	return &DeleteAuthenticatorRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the delete authenticator request entity too large response
+func (o *DeleteAuthenticatorRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *DeleteAuthenticatorRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the delete authenticator request entity too large response
+func (o *DeleteAuthenticatorRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *DeleteAuthenticatorRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *DeleteAuthenticatorRequestEntityTooLarge) DeleteAuthenticatorResponder() {}
+
 // DeleteAuthenticatorInternalServerErrorCode is the HTTP code returned for type DeleteAuthenticatorInternalServerError
 const DeleteAuthenticatorInternalServerErrorCode int = 500
 

@@ -160,6 +160,49 @@ func (o *DetailAuthenticatorNotFound) WriteResponse(rw http.ResponseWriter, prod
 
 func (o *DetailAuthenticatorNotFound) DetailAuthenticatorResponder() {}
 
+// DetailAuthenticatorRequestEntityTooLargeCode is the HTTP code returned for type DetailAuthenticatorRequestEntityTooLarge
+const DetailAuthenticatorRequestEntityTooLargeCode int = 413
+
+// DetailAuthenticatorRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response detailAuthenticatorRequestEntityTooLarge
+type DetailAuthenticatorRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewDetailAuthenticatorRequestEntityTooLarge creates DetailAuthenticatorRequestEntityTooLarge with default headers values
+func NewDetailAuthenticatorRequestEntityTooLarge() *DetailAuthenticatorRequestEntityTooLarge {
+
+	return &DetailAuthenticatorRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the detail authenticator request entity too large response
+func (o *DetailAuthenticatorRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *DetailAuthenticatorRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the detail authenticator request entity too large response
+func (o *DetailAuthenticatorRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *DetailAuthenticatorRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *DetailAuthenticatorRequestEntityTooLarge) DetailAuthenticatorResponder() {}
+
 // DetailAuthenticatorInternalServerErrorCode is the HTTP code returned for type DetailAuthenticatorInternalServerError
 const DetailAuthenticatorInternalServerErrorCode int = 500
 

@@ -160,6 +160,49 @@ func (o *ListAuthenticatorsUnauthorized) WriteResponse(rw http.ResponseWriter, p
 
 func (o *ListAuthenticatorsUnauthorized) ListAuthenticatorsResponder() {}
 
+// ListAuthenticatorsRequestEntityTooLargeCode is the HTTP code returned for type ListAuthenticatorsRequestEntityTooLarge
+const ListAuthenticatorsRequestEntityTooLargeCode int = 413
+
+// ListAuthenticatorsRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response listAuthenticatorsRequestEntityTooLarge
+type ListAuthenticatorsRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewListAuthenticatorsRequestEntityTooLarge creates ListAuthenticatorsRequestEntityTooLarge with default headers values
+func NewListAuthenticatorsRequestEntityTooLarge() *ListAuthenticatorsRequestEntityTooLarge {
+
+	return &ListAuthenticatorsRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the list authenticators request entity too large response
+func (o *ListAuthenticatorsRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *ListAuthenticatorsRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the list authenticators request entity too large response
+func (o *ListAuthenticatorsRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *ListAuthenticatorsRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *ListAuthenticatorsRequestEntityTooLarge) ListAuthenticatorsResponder() {}
+
 // ListAuthenticatorsInternalServerErrorCode is the HTTP code returned for type ListAuthenticatorsInternalServerError
 const ListAuthenticatorsInternalServerErrorCode int = 500
 

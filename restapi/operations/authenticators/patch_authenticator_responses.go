@@ -206,7 +206,7 @@ func (o *PatchAuthenticatorNotFound) PatchAuthenticatorResponder() {}
 // PatchAuthenticatorRequestEntityTooLargeCode is the HTTP code returned for type PatchAuthenticatorRequestEntityTooLarge
 const PatchAuthenticatorRequestEntityTooLargeCode int = 413
 
-// PatchAuthenticatorRequestEntityTooLarge The request body is over 1 MiB.
+// PatchAuthenticatorRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
 //
 // swagger:response patchAuthenticatorRequestEntityTooLarge
 type PatchAuthenticatorRequestEntityTooLarge struct {

@@ -165,7 +165,7 @@ func (o *CreateCurrentAPISessionCertificateUnauthorized) CreateCurrentAPISession
 // CreateCurrentAPISessionCertificateRequestEntityTooLargeCode is the HTTP code returned for type CreateCurrentAPISessionCertificateRequestEntityTooLarge
 const CreateCurrentAPISessionCertificateRequestEntityTooLargeCode int = 413
 
-// CreateCurrentAPISessionCertificateRequestEntityTooLarge The request body is over 1 MiB.
+// CreateCurrentAPISessionCertificateRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
 //
 // swagger:response createCurrentApiSessionCertificateRequestEntityTooLarge
 type CreateCurrentAPISessionCertificateRequestEntityTooLarge struct {

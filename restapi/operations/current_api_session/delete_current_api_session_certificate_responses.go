@@ -161,6 +161,50 @@ func (o *DeleteCurrentAPISessionCertificateNotFound) WriteResponse(rw http.Respo
 
 func (o *DeleteCurrentAPISessionCertificateNotFound) DeleteCurrentAPISessionCertificateResponder() {}
 
+// DeleteCurrentAPISessionCertificateRequestEntityTooLargeCode is the HTTP code returned for type DeleteCurrentAPISessionCertificateRequestEntityTooLarge
+const DeleteCurrentAPISessionCertificateRequestEntityTooLargeCode int = 413
+
+// DeleteCurrentAPISessionCertificateRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response deleteCurrentApiSessionCertificateRequestEntityTooLarge
+type DeleteCurrentAPISessionCertificateRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewDeleteCurrentAPISessionCertificateRequestEntityTooLarge creates DeleteCurrentAPISessionCertificateRequestEntityTooLarge with default headers values
+func NewDeleteCurrentAPISessionCertificateRequestEntityTooLarge() *DeleteCurrentAPISessionCertificateRequestEntityTooLarge {
+
+	return &DeleteCurrentAPISessionCertificateRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the delete current Api session certificate request entity too large response
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *DeleteCurrentAPISessionCertificateRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the delete current Api session certificate request entity too large response
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *DeleteCurrentAPISessionCertificateRequestEntityTooLarge) DeleteCurrentAPISessionCertificateResponder() {
+}
+
 // DeleteCurrentAPISessionCertificateInternalServerErrorCode is the HTTP code returned for type DeleteCurrentAPISessionCertificateInternalServerError
 const DeleteCurrentAPISessionCertificateInternalServerErrorCode int = 500
 

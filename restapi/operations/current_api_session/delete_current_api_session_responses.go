@@ -117,6 +117,49 @@ func (o *DeleteCurrentAPISessionUnauthorized) WriteResponse(rw http.ResponseWrit
 
 func (o *DeleteCurrentAPISessionUnauthorized) DeleteCurrentAPISessionResponder() {}
 
+// DeleteCurrentAPISessionRequestEntityTooLargeCode is the HTTP code returned for type DeleteCurrentAPISessionRequestEntityTooLarge
+const DeleteCurrentAPISessionRequestEntityTooLargeCode int = 413
+
+// DeleteCurrentAPISessionRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response deleteCurrentApiSessionRequestEntityTooLarge
+type DeleteCurrentAPISessionRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewDeleteCurrentAPISessionRequestEntityTooLarge creates DeleteCurrentAPISessionRequestEntityTooLarge with default headers values
+func NewDeleteCurrentAPISessionRequestEntityTooLarge() *DeleteCurrentAPISessionRequestEntityTooLarge {
+
+	return &DeleteCurrentAPISessionRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the delete current Api session request entity too large response
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *DeleteCurrentAPISessionRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the delete current Api session request entity too large response
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *DeleteCurrentAPISessionRequestEntityTooLarge) DeleteCurrentAPISessionResponder() {}
+
 // DeleteCurrentAPISessionInternalServerErrorCode is the HTTP code returned for type DeleteCurrentAPISessionInternalServerError
 const DeleteCurrentAPISessionInternalServerErrorCode int = 500
 

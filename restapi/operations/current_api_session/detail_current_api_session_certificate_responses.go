@@ -161,6 +161,50 @@ func (o *DetailCurrentAPISessionCertificateNotFound) WriteResponse(rw http.Respo
 
 func (o *DetailCurrentAPISessionCertificateNotFound) DetailCurrentAPISessionCertificateResponder() {}
 
+// DetailCurrentAPISessionCertificateRequestEntityTooLargeCode is the HTTP code returned for type DetailCurrentAPISessionCertificateRequestEntityTooLarge
+const DetailCurrentAPISessionCertificateRequestEntityTooLargeCode int = 413
+
+// DetailCurrentAPISessionCertificateRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response detailCurrentApiSessionCertificateRequestEntityTooLarge
+type DetailCurrentAPISessionCertificateRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewDetailCurrentAPISessionCertificateRequestEntityTooLarge creates DetailCurrentAPISessionCertificateRequestEntityTooLarge with default headers values
+func NewDetailCurrentAPISessionCertificateRequestEntityTooLarge() *DetailCurrentAPISessionCertificateRequestEntityTooLarge {
+
+	return &DetailCurrentAPISessionCertificateRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the detail current Api session certificate request entity too large response
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *DetailCurrentAPISessionCertificateRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the detail current Api session certificate request entity too large response
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *DetailCurrentAPISessionCertificateRequestEntityTooLarge) DetailCurrentAPISessionCertificateResponder() {
+}
+
 // DetailCurrentAPISessionCertificateInternalServerErrorCode is the HTTP code returned for type DetailCurrentAPISessionCertificateInternalServerError
 const DetailCurrentAPISessionCertificateInternalServerErrorCode int = 500
 

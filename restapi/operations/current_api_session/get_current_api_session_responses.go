@@ -117,6 +117,49 @@ func (o *GetCurrentAPISessionUnauthorized) WriteResponse(rw http.ResponseWriter,
 
 func (o *GetCurrentAPISessionUnauthorized) GetCurrentAPISessionResponder() {}
 
+// GetCurrentAPISessionRequestEntityTooLargeCode is the HTTP code returned for type GetCurrentAPISessionRequestEntityTooLarge
+const GetCurrentAPISessionRequestEntityTooLargeCode int = 413
+
+// GetCurrentAPISessionRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response getCurrentApiSessionRequestEntityTooLarge
+type GetCurrentAPISessionRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewGetCurrentAPISessionRequestEntityTooLarge creates GetCurrentAPISessionRequestEntityTooLarge with default headers values
+func NewGetCurrentAPISessionRequestEntityTooLarge() *GetCurrentAPISessionRequestEntityTooLarge {
+
+	return &GetCurrentAPISessionRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the get current Api session request entity too large response
+func (o *GetCurrentAPISessionRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *GetCurrentAPISessionRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the get current Api session request entity too large response
+func (o *GetCurrentAPISessionRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *GetCurrentAPISessionRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *GetCurrentAPISessionRequestEntityTooLarge) GetCurrentAPISessionResponder() {}
+
 // GetCurrentAPISessionInternalServerErrorCode is the HTTP code returned for type GetCurrentAPISessionInternalServerError
 const GetCurrentAPISessionInternalServerErrorCode int = 500
 

@@ -161,6 +161,50 @@ func (o *ListCurrentAPISessionCertificatesUnauthorized) WriteResponse(rw http.Re
 func (o *ListCurrentAPISessionCertificatesUnauthorized) ListCurrentAPISessionCertificatesResponder() {
 }
 
+// ListCurrentAPISessionCertificatesRequestEntityTooLargeCode is the HTTP code returned for type ListCurrentAPISessionCertificatesRequestEntityTooLarge
+const ListCurrentAPISessionCertificatesRequestEntityTooLargeCode int = 413
+
+// ListCurrentAPISessionCertificatesRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response listCurrentApiSessionCertificatesRequestEntityTooLarge
+type ListCurrentAPISessionCertificatesRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewListCurrentAPISessionCertificatesRequestEntityTooLarge creates ListCurrentAPISessionCertificatesRequestEntityTooLarge with default headers values
+func NewListCurrentAPISessionCertificatesRequestEntityTooLarge() *ListCurrentAPISessionCertificatesRequestEntityTooLarge {
+
+	return &ListCurrentAPISessionCertificatesRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the list current Api session certificates request entity too large response
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *ListCurrentAPISessionCertificatesRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the list current Api session certificates request entity too large response
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *ListCurrentAPISessionCertificatesRequestEntityTooLarge) ListCurrentAPISessionCertificatesResponder() {
+}
+
 // ListCurrentAPISessionCertificatesInternalServerErrorCode is the HTTP code returned for type ListCurrentAPISessionCertificatesInternalServerError
 const ListCurrentAPISessionCertificatesInternalServerErrorCode int = 500
 

@@ -163,7 +163,7 @@ func (o *CreateExternalJWTSignerUnauthorized) CreateExternalJWTSignerResponder()
 // CreateExternalJWTSignerRequestEntityTooLargeCode is the HTTP code returned for type CreateExternalJWTSignerRequestEntityTooLarge
 const CreateExternalJWTSignerRequestEntityTooLargeCode int = 413
 
-// CreateExternalJWTSignerRequestEntityTooLarge The request body is over 1 MiB.
+// CreateExternalJWTSignerRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
 //
 // swagger:response createExternalJWTSignerRequestEntityTooLarge
 type CreateExternalJWTSignerRequestEntityTooLarge struct {

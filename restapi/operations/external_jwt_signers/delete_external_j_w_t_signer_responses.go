@@ -160,6 +160,49 @@ func (o *DeleteExternalJWTSignerNotFound) WriteResponse(rw http.ResponseWriter, 
 
 func (o *DeleteExternalJWTSignerNotFound) DeleteExternalJWTSignerResponder() {}
 
+// DeleteExternalJWTSignerRequestEntityTooLargeCode is the HTTP code returned for type DeleteExternalJWTSignerRequestEntityTooLarge
+const DeleteExternalJWTSignerRequestEntityTooLargeCode int = 413
+
+// DeleteExternalJWTSignerRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response deleteExternalJWTSignerRequestEntityTooLarge
+type DeleteExternalJWTSignerRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewDeleteExternalJWTSignerRequestEntityTooLarge creates DeleteExternalJWTSignerRequestEntityTooLarge with default headers values
+func NewDeleteExternalJWTSignerRequestEntityTooLarge() *DeleteExternalJWTSignerRequestEntityTooLarge {
+
+	return &DeleteExternalJWTSignerRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the delete external j w t signer request entity too large response
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *DeleteExternalJWTSignerRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the delete external j w t signer request entity too large response
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *DeleteExternalJWTSignerRequestEntityTooLarge) DeleteExternalJWTSignerResponder() {}
+
 // DeleteExternalJWTSignerInternalServerErrorCode is the HTTP code returned for type DeleteExternalJWTSignerInternalServerError
 const DeleteExternalJWTSignerInternalServerErrorCode int = 500
 

@@ -160,6 +160,49 @@ func (o *DetailExternalJWTSignerNotFound) WriteResponse(rw http.ResponseWriter, 
 
 func (o *DetailExternalJWTSignerNotFound) DetailExternalJWTSignerResponder() {}
 
+// DetailExternalJWTSignerRequestEntityTooLargeCode is the HTTP code returned for type DetailExternalJWTSignerRequestEntityTooLarge
+const DetailExternalJWTSignerRequestEntityTooLargeCode int = 413
+
+// DetailExternalJWTSignerRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response detailExternalJWTSignerRequestEntityTooLarge
+type DetailExternalJWTSignerRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewDetailExternalJWTSignerRequestEntityTooLarge creates DetailExternalJWTSignerRequestEntityTooLarge with default headers values
+func NewDetailExternalJWTSignerRequestEntityTooLarge() *DetailExternalJWTSignerRequestEntityTooLarge {
+
+	return &DetailExternalJWTSignerRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the detail external j w t signer request entity too large response
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *DetailExternalJWTSignerRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the detail external j w t signer request entity too large response
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *DetailExternalJWTSignerRequestEntityTooLarge) DetailExternalJWTSignerResponder() {}
+
 // DetailExternalJWTSignerInternalServerErrorCode is the HTTP code returned for type DetailExternalJWTSignerInternalServerError
 const DetailExternalJWTSignerInternalServerErrorCode int = 500
 

@@ -160,6 +160,49 @@ func (o *ListExternalJWTSignersUnauthorized) WriteResponse(rw http.ResponseWrite
 
 func (o *ListExternalJWTSignersUnauthorized) ListExternalJWTSignersResponder() {}
 
+// ListExternalJWTSignersRequestEntityTooLargeCode is the HTTP code returned for type ListExternalJWTSignersRequestEntityTooLarge
+const ListExternalJWTSignersRequestEntityTooLargeCode int = 413
+
+// ListExternalJWTSignersRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response listExternalJWTSignersRequestEntityTooLarge
+type ListExternalJWTSignersRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewListExternalJWTSignersRequestEntityTooLarge creates ListExternalJWTSignersRequestEntityTooLarge with default headers values
+func NewListExternalJWTSignersRequestEntityTooLarge() *ListExternalJWTSignersRequestEntityTooLarge {
+
+	return &ListExternalJWTSignersRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the list external j w t signers request entity too large response
+func (o *ListExternalJWTSignersRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *ListExternalJWTSignersRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the list external j w t signers request entity too large response
+func (o *ListExternalJWTSignersRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *ListExternalJWTSignersRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *ListExternalJWTSignersRequestEntityTooLarge) ListExternalJWTSignersResponder() {}
+
 // ListExternalJWTSignersInternalServerErrorCode is the HTTP code returned for type ListExternalJWTSignersInternalServerError
 const ListExternalJWTSignersInternalServerErrorCode int = 500
 

@@ -206,7 +206,7 @@ func (o *PatchExternalJWTSignerNotFound) PatchExternalJWTSignerResponder() {}
 // PatchExternalJWTSignerRequestEntityTooLargeCode is the HTTP code returned for type PatchExternalJWTSignerRequestEntityTooLarge
 const PatchExternalJWTSignerRequestEntityTooLargeCode int = 413
 
-// PatchExternalJWTSignerRequestEntityTooLarge The request body is over 1 MiB.
+// PatchExternalJWTSignerRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
 //
 // swagger:response patchExternalJWTSignerRequestEntityTooLarge
 type PatchExternalJWTSignerRequestEntityTooLarge struct {

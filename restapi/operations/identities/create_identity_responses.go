@@ -163,7 +163,7 @@ func (o *CreateIdentityUnauthorized) CreateIdentityResponder() {}
 // CreateIdentityRequestEntityTooLargeCode is the HTTP code returned for type CreateIdentityRequestEntityTooLarge
 const CreateIdentityRequestEntityTooLargeCode int = 413
 
-// CreateIdentityRequestEntityTooLarge The request body is over 1 MiB.
+// CreateIdentityRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
 //
 // swagger:response createIdentityRequestEntityTooLarge
 type CreateIdentityRequestEntityTooLarge struct {

@@ -160,6 +160,49 @@ func (o *DeleteIdentityNotFound) WriteResponse(rw http.ResponseWriter, producer 
 
 func (o *DeleteIdentityNotFound) DeleteIdentityResponder() {}
 
+// DeleteIdentityRequestEntityTooLargeCode is the HTTP code returned for type DeleteIdentityRequestEntityTooLarge
+const DeleteIdentityRequestEntityTooLargeCode int = 413
+
+// DeleteIdentityRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response deleteIdentityRequestEntityTooLarge
+type DeleteIdentityRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewDeleteIdentityRequestEntityTooLarge creates DeleteIdentityRequestEntityTooLarge with default headers values
+func NewDeleteIdentityRequestEntityTooLarge() *DeleteIdentityRequestEntityTooLarge {
+
+	return &DeleteIdentityRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the delete identity request entity too large response
+func (o *DeleteIdentityRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *DeleteIdentityRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the delete identity request entity too large response
+func (o *DeleteIdentityRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *DeleteIdentityRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *DeleteIdentityRequestEntityTooLarge) DeleteIdentityResponder() {}
+
 // DeleteIdentityInternalServerErrorCode is the HTTP code returned for type DeleteIdentityInternalServerError
 const DeleteIdentityInternalServerErrorCode int = 500
 

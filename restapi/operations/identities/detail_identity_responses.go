@@ -160,6 +160,49 @@ func (o *DetailIdentityNotFound) WriteResponse(rw http.ResponseWriter, producer 
 
 func (o *DetailIdentityNotFound) DetailIdentityResponder() {}
 
+// DetailIdentityRequestEntityTooLargeCode is the HTTP code returned for type DetailIdentityRequestEntityTooLarge
+const DetailIdentityRequestEntityTooLargeCode int = 413
+
+// DetailIdentityRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response detailIdentityRequestEntityTooLarge
+type DetailIdentityRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewDetailIdentityRequestEntityTooLarge creates DetailIdentityRequestEntityTooLarge with default headers values
+func NewDetailIdentityRequestEntityTooLarge() *DetailIdentityRequestEntityTooLarge {
+
+	return &DetailIdentityRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the detail identity request entity too large response
+func (o *DetailIdentityRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *DetailIdentityRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the detail identity request entity too large response
+func (o *DetailIdentityRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *DetailIdentityRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *DetailIdentityRequestEntityTooLarge) DetailIdentityResponder() {}
+
 // DetailIdentityInternalServerErrorCode is the HTTP code returned for type DetailIdentityInternalServerError
 const DetailIdentityInternalServerErrorCode int = 500
 

@@ -160,6 +160,49 @@ func (o *ListIdentitiesUnauthorized) WriteResponse(rw http.ResponseWriter, produ
 
 func (o *ListIdentitiesUnauthorized) ListIdentitiesResponder() {}
 
+// ListIdentitiesRequestEntityTooLargeCode is the HTTP code returned for type ListIdentitiesRequestEntityTooLarge
+const ListIdentitiesRequestEntityTooLargeCode int = 413
+
+// ListIdentitiesRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response listIdentitiesRequestEntityTooLarge
+type ListIdentitiesRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewListIdentitiesRequestEntityTooLarge creates ListIdentitiesRequestEntityTooLarge with default headers values
+func NewListIdentitiesRequestEntityTooLarge() *ListIdentitiesRequestEntityTooLarge {
+
+	return &ListIdentitiesRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the list identities request entity too large response
+func (o *ListIdentitiesRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *ListIdentitiesRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the list identities request entity too large response
+func (o *ListIdentitiesRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *ListIdentitiesRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *ListIdentitiesRequestEntityTooLarge) ListIdentitiesResponder() {}
+
 // ListIdentitiesInternalServerErrorCode is the HTTP code returned for type ListIdentitiesInternalServerError
 const ListIdentitiesInternalServerErrorCode int = 500
 

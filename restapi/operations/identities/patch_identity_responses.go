@@ -206,7 +206,7 @@ func (o *PatchIdentityNotFound) PatchIdentityResponder() {}
 // PatchIdentityRequestEntityTooLargeCode is the HTTP code returned for type PatchIdentityRequestEntityTooLarge
 const PatchIdentityRequestEntityTooLargeCode int = 413
 
-// PatchIdentityRequestEntityTooLarge The request body is over 1 MiB.
+// PatchIdentityRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
 //
 // swagger:response patchIdentityRequestEntityTooLarge
 type PatchIdentityRequestEntityTooLarge struct {

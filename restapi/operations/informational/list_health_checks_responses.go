@@ -53,6 +53,49 @@ func (o *ListHealthChecksOK) WriteResponse(rw http.ResponseWriter, producer runt
 
 func (o *ListHealthChecksOK) ListHealthChecksResponder() {}
 
+// ListHealthChecksRequestEntityTooLargeCode is the HTTP code returned for type ListHealthChecksRequestEntityTooLarge
+const ListHealthChecksRequestEntityTooLargeCode int = 413
+
+// ListHealthChecksRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response listHealthChecksRequestEntityTooLarge
+type ListHealthChecksRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewListHealthChecksRequestEntityTooLarge creates ListHealthChecksRequestEntityTooLarge with default headers values
+func NewListHealthChecksRequestEntityTooLarge() *ListHealthChecksRequestEntityTooLarge {
+
+	return &ListHealthChecksRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the list health checks request entity too large response
+func (o *ListHealthChecksRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *ListHealthChecksRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the list health checks request entity too large response
+func (o *ListHealthChecksRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *ListHealthChecksRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *ListHealthChecksRequestEntityTooLarge) ListHealthChecksResponder() {}
+
 // ListHealthChecksServiceUnavailableCode is the HTTP code returned for type ListHealthChecksServiceUnavailable
 const ListHealthChecksServiceUnavailableCode int = 503
 

@@ -53,6 +53,49 @@ func (o *ListVersionOK) WriteResponse(rw http.ResponseWriter, producer runtime.P
 
 func (o *ListVersionOK) ListVersionResponder() {}
 
+// ListVersionRequestEntityTooLargeCode is the HTTP code returned for type ListVersionRequestEntityTooLarge
+const ListVersionRequestEntityTooLargeCode int = 413
+
+// ListVersionRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response listVersionRequestEntityTooLarge
+type ListVersionRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewListVersionRequestEntityTooLarge creates ListVersionRequestEntityTooLarge with default headers values
+func NewListVersionRequestEntityTooLarge() *ListVersionRequestEntityTooLarge {
+
+	return &ListVersionRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the list version request entity too large response
+func (o *ListVersionRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *ListVersionRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the list version request entity too large response
+func (o *ListVersionRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *ListVersionRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *ListVersionRequestEntityTooLarge) ListVersionResponder() {}
+
 // ListVersionInternalServerErrorCode is the HTTP code returned for type ListVersionInternalServerError
 const ListVersionInternalServerErrorCode int = 500
 

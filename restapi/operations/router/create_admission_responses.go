@@ -208,7 +208,7 @@ func (o *CreateAdmissionForbidden) CreateAdmissionResponder() {}
 // CreateAdmissionRequestEntityTooLargeCode is the HTTP code returned for type CreateAdmissionRequestEntityTooLarge
 const CreateAdmissionRequestEntityTooLargeCode int = 413
 
-// CreateAdmissionRequestEntityTooLarge The request body is over 1 MiB.
+// CreateAdmissionRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
 //
 // swagger:response createAdmissionRequestEntityTooLarge
 type CreateAdmissionRequestEntityTooLarge struct {

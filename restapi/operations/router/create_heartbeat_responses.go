@@ -163,7 +163,7 @@ func (o *CreateHeartbeatUnauthorized) CreateHeartbeatResponder() {}
 // CreateHeartbeatRequestEntityTooLargeCode is the HTTP code returned for type CreateHeartbeatRequestEntityTooLarge
 const CreateHeartbeatRequestEntityTooLargeCode int = 413
 
-// CreateHeartbeatRequestEntityTooLarge The request body is over 1 MiB.
+// CreateHeartbeatRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
 //
 // swagger:response createHeartbeatRequestEntityTooLarge
 type CreateHeartbeatRequestEntityTooLarge struct {

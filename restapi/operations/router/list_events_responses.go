@@ -203,6 +203,49 @@ func (o *ListEventsGone) WriteResponse(rw http.ResponseWriter, producer runtime.
 
 func (o *ListEventsGone) ListEventsResponder() {}
 
+// ListEventsRequestEntityTooLargeCode is the HTTP code returned for type ListEventsRequestEntityTooLarge
+const ListEventsRequestEntityTooLargeCode int = 413
+
+// ListEventsRequestEntityTooLarge The request body is over 1 MiB (any operation; most take no body at all).
+//
+// swagger:response listEventsRequestEntityTooLarge
+type ListEventsRequestEntityTooLarge struct {
+
+	// In: Body
+	Payload *models.APIErrorEnvelope `json:"body,omitempty"`
+}
+
+// NewListEventsRequestEntityTooLarge creates ListEventsRequestEntityTooLarge with default headers values
+func NewListEventsRequestEntityTooLarge() *ListEventsRequestEntityTooLarge {
+
+	return &ListEventsRequestEntityTooLarge{}
+}
+
+// WithPayload adds the payload to the list events request entity too large response
+func (o *ListEventsRequestEntityTooLarge) WithPayload(payload *models.APIErrorEnvelope) *ListEventsRequestEntityTooLarge {
+	o.Payload = payload
+	return o
+}
+
+// SetPayload sets the payload to the list events request entity too large response
+func (o *ListEventsRequestEntityTooLarge) SetPayload(payload *models.APIErrorEnvelope) {
+	o.Payload = payload
+}
+
+// WriteResponse to the client
+func (o *ListEventsRequestEntityTooLarge) WriteResponse(rw http.ResponseWriter, producer runtime.Producer) {
+
+	rw.WriteHeader(413)
+	if o.Payload != nil {
+		payload := o.Payload
+		if err := producer.Produce(rw, payload); err != nil {
+			panic(err) // let the recovery middleware deal with this
+		}
+	}
+}
+
+func (o *ListEventsRequestEntityTooLarge) ListEventsResponder() {}
+
 // ListEventsInternalServerErrorCode is the HTTP code returned for type ListEventsInternalServerError
 const ListEventsInternalServerErrorCode int = 500
 
