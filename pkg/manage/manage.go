@@ -141,7 +141,7 @@ func (s *Service) UpdateIdentity(ctx context.Context, actor, id string, in Ident
 	if err := s.cfg.Store.UpdateIdentity(ctx, ident); err != nil {
 		return err
 	}
-	s.cfg.Registry.ForgetIdentity(id)
+	s.cfg.Registry.IdentityChanged(ident)
 	return s.record(ctx, Change{Actor: actor, Action: "update", Kind: "identity", ID: id,
 		Before: before, After: *ident})
 }

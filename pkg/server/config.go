@@ -65,15 +65,16 @@ type CertConfig struct {
 
 // StoreConfig selects the store.
 type StoreConfig struct {
-	Kind          string        `long:"store" env:"STORE" default:"bolt" choice:"bolt" choice:"etcd" description:"where state is kept: bolt (one file in --data-dir) or etcd (a cluster shared by replicas)"`
-	EtcdEndpoints []string      `long:"etcd-endpoints" env:"ETCD_ENDPOINTS" env-delim:"," description:"etcd client URLs, for --store etcd (repeat the flag, or comma-separate in the variable)"`
-	EtcdPrefix    string        `long:"etcd-prefix" env:"ETCD_PREFIX" default:"/sessioncert/" description:"key prefix of this deployment in etcd"`
-	EtcdCA        string        `long:"etcd-ca" env:"ETCD_CA" description:"PEM bundle that signs the etcd servers' certificates"`
-	EtcdCert      string        `long:"etcd-cert" env:"ETCD_CERT" description:"client certificate for etcd (PEM)"`
-	EtcdKey       string        `long:"etcd-key" env:"ETCD_KEY" description:"private key of --etcd-cert"`
-	EventHistory  int           `long:"event-history" env:"EVENT_HISTORY" default:"100000" description:"removal events kept for routers that resume"`
-	SweepInterval time.Duration `long:"sweep-interval" env:"SWEEP_INTERVAL" default:"30s" description:"how often expired sessions and certificates are removed"`
-	FlushInterval time.Duration `long:"activity-flush-interval" env:"ACTIVITY_FLUSH_INTERVAL" default:"5s" description:"how often session activity is written to the store (coalesced)"`
+	Kind           string        `long:"store" env:"STORE" default:"bolt" choice:"bolt" choice:"etcd" description:"where state is kept: bolt (one file in --data-dir) or etcd (a cluster shared by replicas)"`
+	EtcdEndpoints  []string      `long:"etcd-endpoints" env:"ETCD_ENDPOINTS" env-delim:"," description:"etcd client URLs, for --store etcd (repeat the flag, or comma-separate in the variable)"`
+	EtcdPrefix     string        `long:"etcd-prefix" env:"ETCD_PREFIX" default:"/sessioncert/" description:"key prefix of this deployment in etcd"`
+	EtcdCA         string        `long:"etcd-ca" env:"ETCD_CA" description:"PEM bundle that signs the etcd servers' certificates"`
+	EtcdCert       string        `long:"etcd-cert" env:"ETCD_CERT" description:"client certificate for etcd (PEM)"`
+	EtcdKey        string        `long:"etcd-key" env:"ETCD_KEY" description:"private key of --etcd-cert"`
+	EtcdRevalidate time.Duration `long:"etcd-revalidate" env:"ETCD_REVALIDATE" default:"5s" description:"how long a replica trusts its cached copy of a session before reading it again from etcd: activity and identity changes made on other replicas reach it within this"`
+	EventHistory   int           `long:"event-history" env:"EVENT_HISTORY" default:"100000" description:"removal events kept for routers that resume"`
+	SweepInterval  time.Duration `long:"sweep-interval" env:"SWEEP_INTERVAL" default:"30s" description:"how often expired sessions and certificates are removed"`
+	FlushInterval  time.Duration `long:"activity-flush-interval" env:"ACTIVITY_FLUSH_INTERVAL" default:"5s" description:"how often session activity is written to the store (coalesced)"`
 }
 
 // LoginConfig is the rate limit of failed logins.
@@ -132,6 +133,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Certs.Lifetime < time.Minute {
 		return fmt.Errorf("--cert-lifetime %s is below the minimum of 1m", c.Certs.Lifetime)
+	}
+	if c.Store.Kind == "etcd" && c.Store.EtcdRevalidate <= 0 {
+		return fmt.Errorf("--etcd-revalidate must be positive")
 	}
 	if c.Store.Kind == "etcd" && len(c.Store.EtcdEndpoints) == 0 {
 		return fmt.Errorf("--store etcd needs --etcd-endpoints")

@@ -159,11 +159,18 @@ func (s *Server) build() error {
 		s.metrics.SetLive(sessions, 0)
 	}
 
+	// Replicas on etcd see each other's activity and identity changes only
+	// through the store; bolt has one writer, this process.
+	var revalidate time.Duration
+	if s.cfg.Store.Kind == "etcd" {
+		revalidate = s.cfg.Store.EtcdRevalidate
+	}
 	s.registry, err = session.New(session.Config{
 		Store:         s.store,
 		Timeout:       s.cfg.SessionTimeout,
 		FlushInterval: s.cfg.Store.FlushInterval,
 		SweepInterval: s.cfg.Store.SweepInterval,
+		Revalidate:    revalidate,
 		Now:           s.deps.Now,
 		Rand:          s.deps.Rand,
 		Logger:        s.log,

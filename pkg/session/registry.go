@@ -57,6 +57,15 @@ type Config struct {
 	// store. Default DefaultSweepInterval.
 	SweepInterval time.Duration
 
+	// Revalidate is how long a cached session and its identity are trusted
+	// before the next request reads them again from the store. Zero means
+	// for as long as they live, which is right only when this registry is
+	// the store's sole writer (bolt). Replicas sharing a store (etcd) set it,
+	// so that activity seen by another replica, and a change to the identity
+	// made there, reach this one within Revalidate. A cached session that
+	// looks expired is always read again first when Revalidate is set.
+	Revalidate time.Duration
+
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 
@@ -92,13 +101,17 @@ type Session struct {
 	Identity store.Identity
 }
 
-// entry is the cached state of one session. The mutex guards the activity
-// fields, which change on every request.
+// entry is the cached state of one session. The mutex guards everything
+// but the session's id and token hash, which never change.
 type entry struct {
 	mu       sync.Mutex
 	session  store.APISession
 	identity store.Identity
 	dirty    bool
+
+	// checkedAt is when session and identity were last read from the
+	// store (or created here); see Config.Revalidate.
+	checkedAt time.Time
 }
 
 // Registry holds the live sessions. It is safe for concurrent use.
@@ -221,7 +234,7 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest) (string, *Sess
 		return "", nil, fmt.Errorf("session: create: %w", err)
 	}
 
-	e := &entry{session: s, identity: *req.Identity}
+	e := &entry{session: s, identity: *req.Identity, checkedAt: now}
 	r.mu.Lock()
 	r.byHash[s.TokenHash] = e
 	r.byID[s.ID] = e
@@ -244,7 +257,7 @@ func (r *Registry) Resolve(ctx context.Context, token string) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
-	return r.touch(e)
+	return r.touch(ctx, e)
 }
 
 // Get returns the live session with that id without counting activity, or
@@ -264,6 +277,13 @@ func (r *Registry) Get(ctx context.Context, id string) (*Session, error) {
 		if e, err = r.load(ctx, s); err != nil {
 			return nil, err
 		}
+	}
+	err := r.revalidateIfDue(ctx, e, r.cfg.Now().UTC())
+	if errors.Is(err, ErrInvalidToken) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
 	}
 	snap := e.snapshot()
 	if !r.cfg.Now().Before(snap.ExpiresAt) {
@@ -290,10 +310,11 @@ func (r *Registry) Touch(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	if _, err := r.touch(e); err != nil {
+	_, err := r.touch(ctx, e)
+	if errors.Is(err, ErrInvalidToken) {
 		return ErrNotFound
 	}
-	return nil
+	return err
 }
 
 // lookup finds the cache entry of a token hash, loading it from the store
@@ -324,7 +345,7 @@ func (r *Registry) load(ctx context.Context, s *store.APISession) (*entry, error
 	if err != nil {
 		return nil, fmt.Errorf("session: get identity: %w", err)
 	}
-	e := &entry{session: *s, identity: *id}
+	e := &entry{session: *s, identity: *id, checkedAt: r.cfg.Now().UTC()}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if cur, ok := r.byID[s.ID]; ok {
@@ -337,8 +358,11 @@ func (r *Registry) load(ctx context.Context, s *store.APISession) (*entry, error
 
 // touch checks expiry and slides it. The first touch after a flush marks the
 // entry dirty; later ones cost only the entry's lock.
-func (r *Registry) touch(e *entry) (*Session, error) {
+func (r *Registry) touch(ctx context.Context, e *entry) (*Session, error) {
 	now := r.cfg.Now().UTC()
+	if err := r.revalidateIfDue(ctx, e, now); err != nil {
+		return nil, err
+	}
 	e.mu.Lock()
 	if !now.Before(e.session.ExpiresAt) {
 		e.mu.Unlock()
@@ -357,6 +381,55 @@ func (r *Registry) touch(e *entry) (*Session, error) {
 		r.dirtyMu.Unlock()
 	}
 	return snap, nil
+}
+
+// revalidateIfDue reads the entry's session and identity again from the
+// store when Config.Revalidate asks for it: when the entry was last read
+// longer than Revalidate ago, or when it looks expired (another replica may
+// have seen later activity). Activity merges by taking the later of the two,
+// so neither this replica's unflushed activity nor another's is lost. It
+// returns ErrInvalidToken, after forgetting the entry, when the session or
+// its identity is gone, and a store error when the store cannot answer: a
+// session that cannot be checked is not trusted.
+func (r *Registry) revalidateIfDue(ctx context.Context, e *entry, now time.Time) error {
+	if r.cfg.Revalidate <= 0 {
+		return nil
+	}
+	e.mu.Lock()
+	due := now.Sub(e.checkedAt) >= r.cfg.Revalidate || !now.Before(e.session.ExpiresAt)
+	e.mu.Unlock()
+	if !due {
+		return nil
+	}
+
+	id := e.session.ID
+	s, err := r.cfg.Store.GetAPISession(ctx, id)
+	if err == nil {
+		var ident *store.Identity
+		if ident, err = r.cfg.Store.GetIdentity(ctx, s.IdentityID); err == nil {
+			e.refresh(s, ident, now)
+			return nil
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		r.Forget(id)
+		return ErrInvalidToken
+	}
+	return fmt.Errorf("session: revalidate: %w", err)
+}
+
+// refresh merges a session and identity read from the store into the entry.
+func (e *entry) refresh(s *store.APISession, ident *store.Identity, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s.LastActivityAt.After(e.session.LastActivityAt) {
+		e.session.LastActivityAt = s.LastActivityAt
+	}
+	if s.ExpiresAt.After(e.session.ExpiresAt) {
+		e.session.ExpiresAt = s.ExpiresAt
+	}
+	e.identity = *ident
+	e.checkedAt = now
 }
 
 func (e *entry) snapshot() *Session {
@@ -401,15 +474,34 @@ func (r *Registry) Forget(id string) {
 	r.dirtyMu.Unlock()
 }
 
+// IdentityChanged gives every cached session of the identity its new
+// state, so that the next request of each sees the change (an admin flag
+// taken away, say). Their unflushed activity is kept. Other replicas see
+// the change within Config.Revalidate.
+func (r *Registry) IdentityChanged(ident *store.Identity) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, e := range r.byID {
+		e.mu.Lock()
+		if e.identity.ID == ident.ID {
+			e.identity = *ident
+		}
+		e.mu.Unlock()
+	}
+}
+
 // ForgetIdentity drops every cached session of an identity, after the
-// identity was changed or deleted, so that the next request reloads it.
+// identity was deleted, so that the next request with one of their tokens
+// goes to the store.
 func (r *Registry) ForgetIdentity(identityID string) {
 	r.mu.RLock()
 	var ids []string
 	for id, e := range r.byID {
+		e.mu.Lock()
 		if e.identity.ID == identityID {
 			ids = append(ids, id)
 		}
+		e.mu.Unlock()
 	}
 	r.mu.RUnlock()
 	for _, id := range ids {

@@ -74,11 +74,19 @@ func newFixture(t *testing.T, timeout time.Duration) *fixture {
 
 func (f *fixture) newRegistry(t *testing.T, timeout time.Duration) *session.Registry {
 	t.Helper()
+	return f.newReplica(t, timeout, 0)
+}
+
+// newReplica returns another registry on the fixture's store, as a replica
+// sharing an etcd cluster would have, revalidating its cache as given.
+func (f *fixture) newReplica(t *testing.T, timeout, revalidate time.Duration) *session.Registry {
+	t.Helper()
 	reg, err := session.New(session.Config{
-		Store:   f.store,
-		Timeout: timeout,
-		Now:     f.clock.Now,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Store:      f.store,
+		Timeout:    timeout,
+		Revalidate: revalidate,
+		Now:        f.clock.Now,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -241,5 +249,118 @@ func TestRemovalOnAnotherReplica(t *testing.T) {
 			t.Fatalf("session deleted on another replica still resolves here: %v", err)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestActivityOnAnotherReplicaKeepsSessionAlive shows that a replica whose
+// cached copy of a session looks expired reads the session again before it
+// refuses it: a client kept busy on another replica for longer than the
+// idle timeout is still served here.
+func TestActivityOnAnotherReplicaKeepsSessionAlive(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	ctx := context.Background()
+	here := f.newReplica(t, 10*time.Minute, 5*time.Second)
+	tok, _ := f.login(t)
+	if _, err := here.Resolve(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+
+	// Fifteen minutes of traffic on the other replica, flushed as it would
+	// be by its background flusher.
+	for range 15 {
+		f.clock.Advance(time.Minute)
+		if _, err := f.reg.Resolve(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.reg.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s, err := here.Resolve(ctx, tok)
+	if err != nil {
+		t.Fatalf("session kept alive on another replica is refused here: %v", err)
+	}
+	if want := t0.Add(25 * time.Minute); !s.ExpiresAt.Equal(want) {
+		t.Errorf("ExpiresAt = %v, want %v (this request slides it)", s.ExpiresAt, want)
+	}
+
+	// And one idle for the whole timeout everywhere is refused.
+	f.clock.Advance(10 * time.Minute)
+	if _, err := here.Resolve(ctx, tok); !errors.Is(err, session.ErrInvalidToken) {
+		t.Fatalf("after the idle timeout: %v, want ErrInvalidToken", err)
+	}
+}
+
+// TestIdentityChangeReachesOtherReplicas shows that an admin flag taken away
+// on one replica stops counting on another within the revalidation period,
+// for a session that replica had cached.
+func TestIdentityChangeReachesOtherReplicas(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	ctx := context.Background()
+	admin := *f.identity
+	admin.ID, admin.Name, admin.IsAdmin = "identity2", "root", true
+	if err := f.store.CreateIdentity(ctx, &admin); err != nil {
+		t.Fatal(err)
+	}
+	here := f.newReplica(t, 10*time.Minute, 5*time.Second)
+	tok, _, err := f.reg.Create(ctx, session.CreateRequest{Identity: &admin, AuthMethod: "password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := here.Resolve(ctx, tok); err != nil || !s.Identity.IsAdmin {
+		t.Fatalf("before the change: %+v, %v", s, err)
+	}
+
+	demoted := admin
+	demoted.IsAdmin = false
+	if err := f.store.UpdateIdentity(ctx, &demoted); err != nil {
+		t.Fatal(err)
+	}
+	f.reg.IdentityChanged(&demoted)
+
+	f.clock.Advance(4 * time.Second)
+	if s, err := f.reg.Resolve(ctx, tok); err != nil || s.Identity.IsAdmin {
+		t.Errorf("on the replica that made the change: admin %v (%v), want false at once",
+			s != nil && s.Identity.IsAdmin, err)
+	}
+	f.clock.Advance(time.Second)
+	if s, err := here.Resolve(ctx, tok); err != nil || s.Identity.IsAdmin {
+		t.Errorf("on another replica after the revalidation period: admin %v (%v), want false",
+			s != nil && s.Identity.IsAdmin, err)
+	}
+}
+
+// TestIdentityChangeKeepsActivity checks that updating an identity does not
+// throw away its sessions' activity that was not written yet.
+func TestIdentityChangeKeepsActivity(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	ctx := context.Background()
+	tok, s := f.login(t)
+	f.clock.Advance(9 * time.Minute)
+	if _, err := f.reg.Resolve(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+
+	renamed := *f.identity
+	renamed.Name = "alice2"
+	if err := f.store.UpdateIdentity(ctx, &renamed); err != nil {
+		t.Fatal(err)
+	}
+	f.reg.IdentityChanged(&renamed)
+	if err := f.reg.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := f.store.GetAPISession(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add(9 * time.Minute); !got.LastActivityAt.Equal(want) {
+		t.Errorf("stored LastActivityAt = %v, want %v", got.LastActivityAt, want)
+	}
+	f.clock.Advance(5 * time.Minute)
+	if cur, err := f.reg.Resolve(ctx, tok); err != nil || cur.Identity.Name != "alice2" {
+		t.Errorf("after the change: %+v, %v; want the session alive with the new name", cur, err)
 	}
 }
