@@ -25,7 +25,7 @@ type APISessionListEnvelope struct {
 
 	// meta
 	// Required: true
-	Meta *Meta `json:"meta"`
+	Meta *ListMeta `json:"meta"`
 }
 
 // Validate validates this api session list envelope

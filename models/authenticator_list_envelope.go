@@ -25,7 +25,7 @@ type AuthenticatorListEnvelope struct {
 
 	// meta
 	// Required: true
-	Meta *Meta `json:"meta"`
+	Meta *ListMeta `json:"meta"`
 }
 
 // Validate validates this authenticator list envelope

@@ -25,7 +25,7 @@ type CurrentAPISessionCertificateListEnvelope struct {
 
 	// meta
 	// Required: true
-	Meta *Meta `json:"meta"`
+	Meta *ListMeta `json:"meta"`
 }
 
 // Validate validates this current Api session certificate list envelope

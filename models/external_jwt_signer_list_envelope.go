@@ -25,7 +25,7 @@ type ExternalJwtSignerListEnvelope struct {
 
 	// meta
 	// Required: true
-	Meta *Meta `json:"meta"`
+	Meta *ListMeta `json:"meta"`
 }
 
 // Validate validates this external jwt signer list envelope

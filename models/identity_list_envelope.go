@@ -25,7 +25,7 @@ type IdentityListEnvelope struct {
 
 	// meta
 	// Required: true
-	Meta *Meta `json:"meta"`
+	Meta *ListMeta `json:"meta"`
 }
 
 // Validate validates this identity list envelope

@@ -4,15 +4,12 @@ package models
 
 import (
 	"context"
-	stderrors "errors"
 
-	"github.com/go-openapi/errors"
 	"github.com/go-openapi/strfmt"
 	"github.com/go-openapi/swag/jsonutils"
-	"github.com/go-openapi/swag/typeutils"
 )
 
-// Meta Metadata of a reply. Empty for plain replies; lists carry pagination.
+// Meta Metadata of a reply. Empty for plain replies; errors carry the API versions.
 //
 // swagger:model meta
 type Meta struct {
@@ -22,87 +19,15 @@ type Meta struct {
 
 	// api version
 	APIVersion string `json:"apiVersion,omitempty"`
-
-	// filterable fields
-	FilterableFields []string `json:"filterableFields,omitempty"`
-
-	// pagination
-	Pagination *Pagination `json:"pagination,omitempty"`
 }
 
 // Validate validates this meta
-func (m *Meta) Validate(formats strfmt.Registry) error {
-	var res []error
-
-	if err := m.validatePagination(formats); err != nil {
-		res = append(res, err)
-	}
-
-	if len(res) > 0 {
-		return errors.CompositeValidationError(res...)
-	}
+func (m *Meta) Validate(_ strfmt.Registry) error {
 	return nil
 }
 
-func (m *Meta) validatePagination(formats strfmt.Registry) error {
-	if typeutils.IsZero(m.Pagination) { // not required
-		return nil
-	}
-
-	if m.Pagination != nil {
-		if err := m.Pagination.Validate(formats); err != nil {
-			ve := new(errors.Validation)
-			if stderrors.As(err, &ve) {
-				return ve.ValidateName("pagination")
-			}
-			ce := new(errors.CompositeError)
-			if stderrors.As(err, &ce) {
-				return ce.ValidateName("pagination")
-			}
-
-			return err
-		}
-	}
-
-	return nil
-}
-
-// ContextValidate validate this meta based on the context it is used
-func (m *Meta) ContextValidate(ctx context.Context, formats strfmt.Registry) error {
-	var res []error
-
-	if err := m.contextValidatePagination(ctx, formats); err != nil {
-		res = append(res, err)
-	}
-
-	if len(res) > 0 {
-		return errors.CompositeValidationError(res...)
-	}
-	return nil
-}
-
-func (m *Meta) contextValidatePagination(ctx context.Context, formats strfmt.Registry) error {
-
-	if m.Pagination != nil {
-
-		if typeutils.IsZero(m.Pagination) { // not required
-			return nil
-		}
-
-		if err := m.Pagination.ContextValidate(ctx, formats); err != nil {
-			ve := new(errors.Validation)
-			if stderrors.As(err, &ve) {
-				return ve.ValidateName("pagination")
-			}
-			ce := new(errors.CompositeError)
-			if stderrors.As(err, &ce) {
-				return ce.ValidateName("pagination")
-			}
-
-			return err
-		}
-	}
-
+// ContextValidate validates this meta based on context it is used
+func (m *Meta) ContextValidate(_ context.Context, _ strfmt.Registry) error {
 	return nil
 }
 

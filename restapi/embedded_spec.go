@@ -1543,7 +1543,7 @@ func init() {
           }
         },
         "meta": {
-          "$ref": "#/definitions/meta"
+          "$ref": "#/definitions/listMeta"
         }
       }
     },
@@ -1695,7 +1695,7 @@ func init() {
           }
         },
         "meta": {
-          "$ref": "#/definitions/meta"
+          "$ref": "#/definitions/listMeta"
         }
       }
     },
@@ -1882,7 +1882,7 @@ func init() {
           }
         },
         "meta": {
-          "$ref": "#/definitions/meta"
+          "$ref": "#/definitions/listMeta"
         }
       }
     },
@@ -2226,7 +2226,7 @@ func init() {
           }
         },
         "meta": {
-          "$ref": "#/definitions/meta"
+          "$ref": "#/definitions/listMeta"
         }
       }
     },
@@ -2472,7 +2472,7 @@ func init() {
           }
         },
         "meta": {
-          "$ref": "#/definitions/meta"
+          "$ref": "#/definitions/listMeta"
         }
       }
     },
@@ -2529,8 +2529,29 @@ func init() {
         "$ref": "#/definitions/link"
       }
     },
+    "listMeta": {
+      "description": "Metadata of a list.",
+      "type": "object",
+      "required": [
+        "pagination",
+        "filterableFields"
+      ],
+      "properties": {
+        "filterableFields": {
+          "description": "Fields a filter may name. None yet, so always empty.",
+          "type": "array",
+          "items": {
+            "type": "string"
+          },
+          "x-omitempty": false
+        },
+        "pagination": {
+          "$ref": "#/definitions/pagination"
+        }
+      }
+    },
     "meta": {
-      "description": "Metadata of a reply. Empty for plain replies; lists carry pagination.",
+      "description": "Metadata of a reply. Empty for plain replies; errors carry the API versions.",
       "type": "object",
       "properties": {
         "apiEnrollmentVersion": {
@@ -2538,16 +2559,6 @@ func init() {
         },
         "apiVersion": {
           "type": "string"
-        },
-        "filterableFields": {
-          "type": "array",
-          "items": {
-            "type": "string"
-          },
-          "x-omitempty": true
-        },
-        "pagination": {
-          "$ref": "#/definitions/pagination"
         }
       }
     },
@@ -5042,7 +5053,7 @@ func init() {
           }
         },
         "meta": {
-          "$ref": "#/definitions/meta"
+          "$ref": "#/definitions/listMeta"
         }
       }
     },
@@ -5194,7 +5205,7 @@ func init() {
           }
         },
         "meta": {
-          "$ref": "#/definitions/meta"
+          "$ref": "#/definitions/listMeta"
         }
       }
     },
@@ -5381,7 +5392,7 @@ func init() {
           }
         },
         "meta": {
-          "$ref": "#/definitions/meta"
+          "$ref": "#/definitions/listMeta"
         }
       }
     },
@@ -5725,7 +5736,7 @@ func init() {
           }
         },
         "meta": {
-          "$ref": "#/definitions/meta"
+          "$ref": "#/definitions/listMeta"
         }
       }
     },
@@ -5971,7 +5982,7 @@ func init() {
           }
         },
         "meta": {
-          "$ref": "#/definitions/meta"
+          "$ref": "#/definitions/listMeta"
         }
       }
     },
@@ -6028,8 +6039,29 @@ func init() {
         "$ref": "#/definitions/link"
       }
     },
+    "listMeta": {
+      "description": "Metadata of a list.",
+      "type": "object",
+      "required": [
+        "pagination",
+        "filterableFields"
+      ],
+      "properties": {
+        "filterableFields": {
+          "description": "Fields a filter may name. None yet, so always empty.",
+          "type": "array",
+          "items": {
+            "type": "string"
+          },
+          "x-omitempty": false
+        },
+        "pagination": {
+          "$ref": "#/definitions/pagination"
+        }
+      }
+    },
     "meta": {
-      "description": "Metadata of a reply. Empty for plain replies; lists carry pagination.",
+      "description": "Metadata of a reply. Empty for plain replies; errors carry the API versions.",
       "type": "object",
       "properties": {
         "apiEnrollmentVersion": {
@@ -6037,16 +6069,6 @@ func init() {
         },
         "apiVersion": {
           "type": "string"
-        },
-        "filterableFields": {
-          "type": "array",
-          "items": {
-            "type": "string"
-          },
-          "x-omitempty": true
-        },
-        "pagination": {
-          "$ref": "#/definitions/pagination"
         }
       }
     },

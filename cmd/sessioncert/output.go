@@ -73,7 +73,7 @@ func (p page) check() error {
 
 // more tells, on stderr so that stdout stays data, when a list has more
 // entries than it showed.
-func (a *app) more(p page, shown int, meta *models.Meta) {
+func (a *app) more(p page, shown int, meta *models.ListMeta) {
 	if meta == nil || meta.Pagination == nil || meta.Pagination.TotalCount == nil {
 		return
 	}

@@ -22,8 +22,8 @@ func selfLink(href string) models.Links {
 
 func emptyMeta() *models.Meta { return &models.Meta{} }
 
-func listMeta(p store.Page, total int) *models.Meta {
-	return &models.Meta{
+func listMeta(p store.Page, total int) *models.ListMeta {
+	return &models.ListMeta{
 		Pagination: &models.Pagination{
 			Limit:      ptr(int64(p.Limit)),
 			Offset:     ptr(int64(p.Offset)),

@@ -178,11 +178,14 @@ func TestCheckFindsProblems(t *testing.T) {
 			header: jt, body: `{"data":` + identity + `,"meta":{` + pagination + `}}`,
 			wantProblem: "meta of a plain success"},
 		{name: "a valid list", method: "GET", url: identities, token: "t", status: 200, header: jt,
-			body: list(pagination), wantOp: "listIdentities"},
+			body: list(pagination + `,"filterableFields":[]`), wantOp: "listIdentities"},
 		{name: "a list without pagination", method: "GET", url: identities, token: "t", status: 200,
-			header: jt, body: list(""), wantProblem: "without meta.pagination"},
+			header: jt, body: list(`"filterableFields":[]`), wantProblem: "without meta.pagination"},
+		{name: "a list without filterableFields", method: "GET", url: identities, token: "t", status: 200,
+			header: jt, body: list(pagination), wantProblem: "meta.filterableFields in body is required"},
 		{name: "a list that is not the page asked for", method: "GET", url: identities + "?limit=5",
-			token: "t", status: 200, header: jt, body: list(pagination), wantProblem: "pagination.limit"},
+			token: "t", status: 200, header: jt, body: list(pagination + `,"filterableFields":[]`),
+			wantProblem: "pagination.limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
