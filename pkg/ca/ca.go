@@ -129,7 +129,11 @@ type CA struct {
 
 	roots         *x509.CertPool
 	intermediates *x509.CertPool
-	chainPEM      string
+	// issuer holds only the signing certificate: the anchor of the
+	// self-check of every issued leaf. The chain above it was verified by
+	// New and cannot change.
+	issuer   *x509.CertPool
+	chainPEM string
 	bundlePEM     string
 }
 
@@ -269,6 +273,8 @@ func pools(chain []*x509.Certificate) (roots, intermediates *x509.CertPool) {
 // without locks.
 func (c *CA) index() {
 	c.roots, c.intermediates = pools(c.chain)
+	c.issuer = x509.NewCertPool()
+	c.issuer.AddCert(c.cert)
 
 	c.notBefore, c.notAfter = c.cert.NotBefore, c.cert.NotAfter
 	for _, x := range c.chain[1:] {

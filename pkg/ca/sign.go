@@ -143,8 +143,12 @@ func (c *CA) Sign(req SignRequest) (*Issued, error) {
 		return nil, fmt.Errorf("ca: sign certificate: %w", err)
 	}
 
-	// Self-check: what goes out must parse, carry the id we meant, and chain
-	// to our trust anchor for client authentication.
+	// Self-check: what goes out must parse, carry the id we meant, and
+	// verify under the signing certificate for client authentication, now.
+	// The chain above the signing certificate was verified for client
+	// authentication by New and is immutable, and checkWindow above keeps
+	// all of it in its validity, so verifying that link again here would
+	// spend a signature check per certificate to learn nothing.
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSelfCheck, err)
@@ -153,10 +157,9 @@ func (c *CA) Sign(req SignRequest) (*Issued, error) {
 		return nil, fmt.Errorf("%w: uri san does not round-trip", ErrSelfCheck)
 	}
 	_, err = leaf.Verify(x509.VerifyOptions{
-		Roots:         c.roots,
-		Intermediates: c.intermediates,
-		CurrentTime:   now,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		Roots:       c.issuer,
+		CurrentTime: now,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSelfCheck, err)
