@@ -35,12 +35,6 @@ const (
 	// DefaultTimeout is how long Open waits for the file lock.
 	DefaultTimeout = time.Second
 
-	// DefaultMaxBatchDelay is how long a group commit waits for more writers
-	// before it starts. A lone writer always pays it, so it is kept below
-	// the cost of one fsync on an SSD (about 1.5 ms where it was measured):
-	// BenchmarkCreateCertificate found 1 ms better than both 100 µs (too
-	// few writers per commit) and bbolt's 10 ms (writers idle).
-	DefaultMaxBatchDelay = time.Millisecond
 )
 
 // Errors returned by Open, in addition to the store errors every method
@@ -70,10 +64,6 @@ type Options struct {
 	// returns ErrLocked. Zero or less means DefaultTimeout.
 	Timeout time.Duration
 
-	// MaxBatchDelay is how long a group commit waits for more writers to
-	// join before it starts. Zero or less means DefaultMaxBatchDelay.
-	MaxBatchDelay time.Duration
-
 	// NoSync skips fsync on commit. A crash may then lose or corrupt recent
 	// writes: it is meant for tests and benchmarks that measure everything
 	// but the disk, never for a server.
@@ -88,9 +78,6 @@ func (o Options) withDefaults() Options {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	if o.MaxBatchDelay <= 0 {
-		o.MaxBatchDelay = DefaultMaxBatchDelay
-	}
 	return o
 }
 
@@ -98,6 +85,7 @@ func (o Options) withDefaults() Options {
 // use. Every value it returns is a fresh copy that the caller may change.
 type Store struct {
 	db      *bbolt.DB
+	commits *committer
 	path    string
 	history uint64
 	closed  atomic.Bool
@@ -136,10 +124,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	db.MaxBatchDelay = opts.MaxBatchDelay
-
 	s := &Store{
 		db:      db,
+		commits: &committer{db: db},
 		path:    path,
 		history: uint64(opts.EventHistory), //nolint:gosec // G115: withDefaults made it positive
 		changed: make(chan struct{}),
@@ -235,17 +222,17 @@ func (s *Store) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	return outcome(err, inner)
 }
 
-// batch runs fn in a group-committed write transaction: it returns once the
-// transaction that ran fn is durable. bbolt may run fn more than once (a
-// failure of another writer in the same batch rolls the batch back and runs
-// it again), so fn must only set the caller's results, never publish them;
-// the caller publishes after batch returns nil.
+// batch runs fn in a group-committed write transaction (see committer): it
+// returns once the transaction that ran fn is durable. fn may run more than
+// once (a failure of another writer in the same batch rolls the batch back
+// and runs it again), so fn must only set the caller's results, never
+// publish them; the caller publishes after batch returns nil.
 func (s *Store) batch(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
 	var inner error
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.commits.do(func(tx *bbolt.Tx) error {
 		inner = fn(tx)
 		return inner
 	})
