@@ -132,9 +132,9 @@ type CA struct {
 	// issuer holds only the signing certificate: the anchor of the
 	// self-check of every issued leaf. The chain above it was verified by
 	// New and cannot change.
-	issuer   *x509.CertPool
-	chainPEM string
-	bundlePEM     string
+	issuer    *x509.CertPool
+	chainPEM  string
+	bundlePEM string
 }
 
 // New checks cfg and returns a CA. It returns ErrNoCertificate, ErrNoSigner,

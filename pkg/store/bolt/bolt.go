@@ -34,7 +34,6 @@ const (
 
 	// DefaultTimeout is how long Open waits for the file lock.
 	DefaultTimeout = time.Second
-
 )
 
 // Errors returned by Open, in addition to the store errors every method
