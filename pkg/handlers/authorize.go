@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/go-openapi/runtime/middleware"
+
 	"github.com/sessioncert/sessioncert/pkg/auth"
 	"github.com/sessioncert/sessioncert/pkg/store"
 )
@@ -15,13 +17,21 @@ const challengeScope = `zt-session realm="zt-session" error="insufficient_scope"
 
 // authorize decides, after the token was resolved, whether the session may
 // use the operation: the management API needs an admin, the router API a
-// Router identity, the client API any live session.
+// Router identity, the client API any live session. It looks at the path of
+// the operation the router matched, never at the request's own path: the
+// router cleans a path before matching it, so /edge//management/v1/... is
+// a management operation although it does not start with /edge/management/.
 func authorize(r *http.Request, principal any) error {
 	p, ok := principal.(*auth.Principal)
 	if !ok || p == nil {
 		return errMissingToken()
 	}
-	path := r.URL.Path
+	route := middleware.MatchedRouteFrom(r)
+	if route == nil {
+		// Only matched operations are authorized; refuse rather than guess.
+		return errWrongKind("the request names no operation")
+	}
+	path := route.PathPattern
 	switch {
 	case strings.HasPrefix(path, "/edge/management/") && !p.IsAdmin:
 		return errWrongKind("the management API needs an admin session")

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -54,17 +55,17 @@ func (r *statusRecorder) WriteHeader(code int) {
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // dispatch routes a request to the API or to one of the pages beside it.
-// It does not clean paths as http.ServeMux does: a path with "." or ".."
-// segments must reach the API's router and be answered 404 in the error
-// envelope, not redirected somewhere else.
+// It does not clean paths as http.ServeMux does, nor redirect: a path that
+// is not clean gets 404 in the error envelope. The API's router would clean
+// it and serve whatever the clean path names, so /edge//management/v1 or
+// /edge/client/v1/../management/v1 would reach another API than the one
+// the request's path seems to name.
 func (s *Server) dispatch(api http.Handler) http.Handler {
 	metrics := s.metrics.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
 		switch {
-		case dotSegment(path):
-			// No id or resource is "." or "..", and the API's router would
-			// resolve them to another resource.
+		case !cleanPath(path):
 			handlers.NotFoundHandler(w, r)
 		case strings.HasPrefix(path, "/edge/") || path == "/health-checks":
 			api.ServeHTTP(w, r)
@@ -80,12 +81,10 @@ func (s *Server) dispatch(api http.Handler) http.Handler {
 	})
 }
 
-// dotSegment reports whether path has a "." or ".." segment.
-func dotSegment(path string) bool {
-	for _, seg := range strings.Split(path, "/") {
-		if seg == "." || seg == ".." {
-			return true
-		}
-	}
-	return false
+// cleanPath reports whether path is absolute and has no empty, "." or ".."
+// segment, a trailing slash aside: whether cleaning it changes nothing that
+// routing looks at.
+func cleanPath(p string) bool {
+	c := path.Clean(p)
+	return strings.HasPrefix(p, "/") && (p == c || p == c+"/")
 }

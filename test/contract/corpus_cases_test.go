@@ -265,6 +265,44 @@ func tokenCases() []badRequest {
 		{name: "createIdentity/garbage then admin token", op: "createIdentity", method: "POST",
 			path: pIdentities, header: tok("garbage", "{admin}"), body: `{"name":"mallory","type":"User"}`,
 			status: 401, code: cUnauth},
+		{name: "createHeartbeat/user session", op: "createHeartbeat", method: "POST", path: pHeartbeats,
+			as: "alice", body: `{"apiSessionIds":[]}`, status: 401, code: cUnauth},
+	}
+	return append(cs, uncleanPathCases()...)
+}
+
+// uncleanPathCases send a user's and a router's token to the management and
+// router APIs by paths that are not clean. The API's router would clean
+// them and serve the operation they name; they must be refused without
+// reaching it, whatever the session.
+func uncleanPathCases() []badRequest {
+	mallory := `{"name":"mallory","type":"User","isAdmin":true}`
+	paths := []struct{ name, method, path, as, body string }{
+		{"listIdentities/user session, doubled slash", "GET", "/edge//management/v1/identities", "alice", ""},
+		{"createIdentity/user session, doubled slash", "POST", "/edge//management/v1/identities", "alice",
+			mallory},
+		{"createIdentity/user session, slash inside", "POST", "/edge/management/v1//identities", "alice",
+			mallory},
+		{"createIdentity/user session, leading slashes", "POST", "//edge/management/v1/identities", "alice",
+			mallory},
+		{"createIdentity/router session, doubled slash", "POST", "/edge//management/v1/identities", "router",
+			mallory},
+		{"createIdentity/user session, dot segment", "POST", "/edge/./management/v1/identities", "alice",
+			mallory},
+		{"createIdentity/user session, from the client API", "POST",
+			"/edge/client/v1/../../management/v1/identities", "alice", mallory},
+		{"listAPISessions/user session, doubled slash", "GET", "/edge//management/v1/api-sessions", "alice",
+			""},
+		{"listEvents/user session, doubled slash", "GET", "/edge//router/v1/events", "alice", ""},
+		{"createHeartbeat/user session, doubled slash", "POST", "/edge//router/v1/heartbeats", "alice",
+			`{"apiSessionIds":[]}`},
+		{"createAdmission/admin session, doubled slash", "POST", "/edge/router//v1/admissions", "admin",
+			`{"token":"x","certificate":"x"}`},
+	}
+	cs := make([]badRequest, 0, len(paths))
+	for _, p := range paths {
+		cs = append(cs, badRequest{name: p.name, method: p.method, path: p.path, as: p.as, body: p.body,
+			status: 404, code: cNotFound})
 	}
 	return cs
 }
