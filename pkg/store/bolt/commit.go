@@ -13,6 +13,11 @@ import (
 // learn its own error without failing the others.
 var errRunAlone = errors.New("bolt: run alone")
 
+// maxBatch bounds how many writers share one transaction, so that a burst
+// does not make one transaction (and its rollback and rerun, should a
+// writer fail) arbitrarily large. It is bbolt's default for Batch.
+const maxBatch = 1000
+
 // committer group-commits writers' functions. The first writer to arrive
 // when no commit is running starts one at once; writers that arrive while
 // it runs (mostly while it waits for fsync) queue up and go together in the
@@ -63,12 +68,16 @@ func (c *committer) do(fn func(*bbolt.Tx) error) error {
 func (c *committer) drain() {
 	for {
 		c.mu.Lock()
-		batch := c.queue
-		c.queue = nil
-		if len(batch) == 0 {
+		if len(c.queue) == 0 {
 			c.running = false
 			c.mu.Unlock()
 			return
+		}
+		n := min(len(c.queue), maxBatch)
+		batch := c.queue[:n:n]
+		c.queue = c.queue[n:]
+		if len(c.queue) == 0 {
+			c.queue = nil // let the backing array go
 		}
 		c.mu.Unlock()
 		c.commit(batch)
