@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"time"
 
 	"github.com/sessioncert/sessioncert/models"
@@ -26,8 +27,11 @@ func (c createCertificateHandler) Handle(
 	}
 	if err := c.h.cfg.Recorder.CertificateIssued(ctx, principal, issued, time.Since(start)); err != nil {
 		// The client never gets a certificate the audit trail does not
-		// know; remove it rather than leave it unaccounted for.
-		_, _ = c.h.cfg.Issuer.Delete(ctx, principal.APISessionID, issued.Certificate.ID)
+		// know; remove it rather than leave it unaccounted for. The delete
+		// must not depend on the client staying connected.
+		ev, derr := c.h.cfg.Issuer.Delete(context.WithoutCancel(ctx), principal.APISessionID,
+			issued.Certificate.ID)
+		c.h.cfg.Recorder.IssuanceUndone(ctx, principal, issued, ev, derr)
 		return createCertificateErrors.reply(ctx, err)
 	}
 

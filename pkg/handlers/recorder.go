@@ -25,6 +25,10 @@ type LoginAttempt struct {
 type Recorder interface {
 	Login(ctx context.Context, a LoginAttempt)
 	CertificateIssued(ctx context.Context, p *auth.Principal, c *session.Issued, took time.Duration) error
+	// IssuanceUndone is told that an issued certificate was deleted again
+	// because CertificateIssued failed: ev is the removal event, or nil
+	// when the delete failed too (err) and the certificate stays stored.
+	IssuanceUndone(ctx context.Context, p *auth.Principal, c *session.Issued, ev *store.Event, err error)
 	CertificateRefused(ctx context.Context, p *auth.Principal, err error)
 	CertificateDeleted(ctx context.Context, p *auth.Principal, certID string, ev *store.Event) error
 	AdmissionRefused(ctx context.Context, router *auth.Principal, code, fingerprint string)
@@ -37,6 +41,8 @@ type nopRecorder struct{}
 func (nopRecorder) Login(context.Context, LoginAttempt) {}
 func (nopRecorder) CertificateIssued(context.Context, *auth.Principal, *session.Issued, time.Duration) error {
 	return nil
+}
+func (nopRecorder) IssuanceUndone(context.Context, *auth.Principal, *session.Issued, *store.Event, error) {
 }
 func (nopRecorder) CertificateRefused(context.Context, *auth.Principal, error) {}
 func (nopRecorder) CertificateDeleted(context.Context, *auth.Principal, string, *store.Event) error {

@@ -151,7 +151,7 @@ func (m *Metrics) Request(operation string, code int, d time.Duration) {
 	m.requestDuration.WithLabelValues(operation).Observe(d.Seconds())
 }
 
-// Issued counts one issued certificate.
+// Issued counts one issued certificate, once the audit trail has it.
 func (m *Metrics) Issued(keyType string, d time.Duration) {
 	if m == nil {
 		return
@@ -159,6 +159,20 @@ func (m *Metrics) Issued(keyType string, d time.Duration) {
 	m.issued.WithLabelValues(keyType).Inc()
 	m.issueDuration.Observe(d.Seconds())
 	m.certsLive.Inc()
+}
+
+// IssuanceUndone accounts for a certificate that was stored but never
+// counted by Issued, because its issuance failed afterwards. ev is the
+// event of its removal, counted like any other; nil means the removal
+// failed, and the certificate counts as live until the sweeper removes it.
+func (m *Metrics) IssuanceUndone(ev *store.Event) {
+	switch {
+	case m == nil:
+	case ev == nil:
+		m.certsLive.Inc()
+	default:
+		m.events.WithLabelValues(string(ev.Type)).Inc()
+	}
 }
 
 // Refused counts a refused certificate request.

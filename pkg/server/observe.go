@@ -101,13 +101,43 @@ func (o *observer) CertificateIssued(
 	c *session.Issued,
 	took time.Duration,
 ) error {
-	o.metrics.Issued(c.KeyType, took)
 	cert := c.Certificate
-	return o.audit.Write(audit.Event{
+	err := o.audit.Write(audit.Event{
 		Type: audit.TypeCertificateIssued, RequestID: httpx.RequestID(ctx),
 		IdentityID: p.IdentityID, APISessionID: p.APISessionID,
 		Certificate: &audit.Certificate{ID: cert.ID, Serial: cert.Serial, Fingerprint: cert.Fingerprint,
 			KeyType: c.KeyType, ValidFrom: cert.ValidFrom, ValidTo: cert.ValidTo},
+	})
+	if err != nil {
+		// Not issued after all: the handler deletes it and reports back
+		// through IssuanceUndone.
+		return err
+	}
+	o.metrics.Issued(c.KeyType, took)
+	return nil
+}
+
+// IssuanceUndone accounts for a certificate deleted again because its
+// issuance could not be audited. It was never counted as issued or live,
+// so only the removal event is counted; a certificate the delete left
+// behind is live until the sweeper removes it at expiry.
+func (o *observer) IssuanceUndone(
+	ctx context.Context,
+	p *auth.Principal,
+	c *session.Issued,
+	ev *store.Event,
+	err error,
+) {
+	o.metrics.IssuanceUndone(ev)
+	if err != nil {
+		o.log.Error("certificate left in the store after a failed audit write",
+			slog.String("certificateId", c.Certificate.ID), slog.Any("error", err))
+		return
+	}
+	o.write(audit.Event{
+		Type: audit.TypeCertificateDeleted, RequestID: httpx.RequestID(ctx), Reason: "notAudited",
+		IdentityID: p.IdentityID, APISessionID: p.APISessionID, Fingerprints: ev.Fingerprints,
+		Certificate: &audit.Certificate{ID: c.Certificate.ID},
 	})
 }
 

@@ -251,8 +251,9 @@ func TestAuditRound(t *testing.T) {
 }
 
 // TestAuditFailureFailsIssuance writes the audit trail to /dev/full: an
-// issuance then fails instead of going out unrecorded, and the certificate
-// is not left behind.
+// issuance then fails instead of going out unrecorded, the certificate is
+// not left behind, and the metrics count no issuance, no live certificate
+// and one removal event.
 func TestAuditFailureFailsIssuance(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full on this system")
@@ -260,6 +261,7 @@ func TestAuditFailureFailsIssuance(t *testing.T) {
 	e := servertest.Start(t, servertest.Options{Config: func(c *server.Config) { c.Ops.AuditLog = "/dev/full" }})
 	s := e.Admin(t)
 	_, csr := servertest.NewCSR(t)
+	before := scrape(t, e)
 	status, _, env := rawCall(t, e, "POST", "/edge/client/v1/current-api-session/certificates", "application/json",
 		`{"csr":`+quote(csr)+`}`, map[string]string{"zt-session": s.Token})
 	if status != 500 || *env.Error.Code != "UNHANDLED" {
@@ -268,5 +270,23 @@ func TestAuditFailureFailsIssuance(t *testing.T) {
 	if _, n, err := e.Server.Store().ListCertificates(context.Background(), s.ID, time.Now(),
 		store.Page{Limit: 1}); err != nil || n != 0 {
 		t.Errorf("%d certificates left in the store (%v)", n, err)
+	}
+	after := scrape(t, e)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		delta  float64
+	}{
+		{"sessioncert_certificates_live", nil, 0},
+		{"sessioncert_certificates_issued_total", nil, 0},
+		{"sessioncert_certificate_issue_duration_seconds", nil, 0},
+		{"sessioncert_removal_events_total", []string{"type", "certificateDeleted"}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := value(after, c.name, c.labels...) - value(before, c.name, c.labels...)
+			if got != c.delta {
+				t.Errorf("%s%v moved by %v, want %v", c.name, c.labels, got, c.delta)
+			}
+		})
 	}
 }
