@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Event types.
@@ -27,21 +28,29 @@ const (
 	TypeAdmissionRefused   = "admission.refused"
 )
 
-// Event is one line of the audit trail. Empty fields are left out.
+// MaxUsernameBytes bounds the username written in a line. The attempted
+// username of a failed login comes from anyone, logged in or not; kept
+// whole, it would let a stranger fill the audit disk.
+const MaxUsernameBytes = 256
+
+// Event is one line of the audit trail. Empty fields are left out. Write
+// cuts a Username longer than MaxUsernameBytes and then sets
+// UsernameTruncated.
 type Event struct {
-	Time         time.Time    `json:"time"`
-	Type         string       `json:"type"`
-	RequestID    string       `json:"requestId,omitempty"`
-	Source       string       `json:"source,omitempty"`
-	Method       string       `json:"method,omitempty"`
-	IdentityID   string       `json:"identityId,omitempty"`
-	Username     string       `json:"username,omitempty"`
-	APISessionID string       `json:"apiSessionId,omitempty"`
-	Reason       string       `json:"reason,omitempty"`
-	Cause        string       `json:"cause,omitempty"`
-	Fingerprints []string     `json:"fingerprints,omitempty"`
-	Certificate  *Certificate `json:"certificate,omitempty"`
-	Change       *Change      `json:"change,omitempty"`
+	Time              time.Time    `json:"time"`
+	Type              string       `json:"type"`
+	RequestID         string       `json:"requestId,omitempty"`
+	Source            string       `json:"source,omitempty"`
+	Method            string       `json:"method,omitempty"`
+	IdentityID        string       `json:"identityId,omitempty"`
+	Username          string       `json:"username,omitempty"`
+	UsernameTruncated bool         `json:"usernameTruncated,omitempty"` // set by Write
+	APISessionID      string       `json:"apiSessionId,omitempty"`
+	Reason            string       `json:"reason,omitempty"`
+	Cause             string       `json:"cause,omitempty"`
+	Fingerprints      []string     `json:"fingerprints,omitempty"`
+	Certificate       *Certificate `json:"certificate,omitempty"`
+	Change            *Change      `json:"change,omitempty"`
 }
 
 // Certificate describes an issued or deleted certificate.
@@ -106,7 +115,8 @@ func New(w io.Writer, now func() time.Time) *Log {
 	return &Log{w: w, now: now}
 }
 
-// Write appends e as one JSON line, stamping its time when it has none. The
+// Write appends e as one JSON line, stamping its time when it has none and
+// cutting a username longer than MaxUsernameBytes. The
 // line is handed to the operating system before Write returns; a file is
 // synced to disk by Sync. It returns the write error, so that callers that
 // must not lose an event (issuance, administrative changes) can fail the
@@ -117,6 +127,9 @@ func (l *Log) Write(e Event) error {
 	}
 	if e.Time.IsZero() {
 		e.Time = l.now().UTC()
+	}
+	if len(e.Username) > MaxUsernameBytes {
+		e.Username, e.UsernameTruncated = truncate(e.Username, MaxUsernameBytes), true
 	}
 	line, err := json.Marshal(e)
 	if err != nil {
@@ -132,6 +145,18 @@ func (l *Log) Write(e Event) error {
 		return fmt.Errorf("audit: write: %w", err)
 	}
 	return nil
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	s = s[:n]
+	for range utf8.UTFMax - 1 {
+		if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size != 1 {
+			break
+		}
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // Sync flushes a file to disk; it does nothing for other writers.

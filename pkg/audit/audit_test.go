@@ -6,8 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 type failingWriter struct{}
@@ -65,5 +67,40 @@ func TestOpenFile(t *testing.T) {
 	}
 	if l, err := Open("", nil); l != nil || err != nil {
 		t.Error("an empty path must give a nil Log")
+	}
+}
+
+// TestUsernameCapped: a username longer than MaxUsernameBytes is cut, on a
+// character boundary, and the line says so; a short one is kept whole.
+func TestUsernameCapped(t *testing.T) {
+	long := strings.Repeat("a", 900<<10)
+	// 255 ASCII bytes then a 3-byte character straddling the cap.
+	straddle := strings.Repeat("b", MaxUsernameBytes-1) + "€" + "tail"
+	for _, tc := range []struct {
+		name, username, want string
+		truncated            bool
+	}{
+		{"short", "alice", "alice", false},
+		{"exactly the cap", long[:MaxUsernameBytes], long[:MaxUsernameBytes], false},
+		{"900 KiB", long, long[:MaxUsernameBytes], true},
+		{"cut inside a character", straddle, straddle[:MaxUsernameBytes-1], true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := New(&buf, nil).Write(Event{Type: TypeLoginFailed, Username: tc.username}); err != nil {
+				t.Fatal(err)
+			}
+			var got Event
+			if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Username != tc.want || got.UsernameTruncated != tc.truncated {
+				t.Errorf("username of %d bytes, truncated %v; want %d bytes, truncated %v",
+					len(got.Username), got.UsernameTruncated, len(tc.want), tc.truncated)
+			}
+			if !utf8.ValidString(got.Username) {
+				t.Error("the cut username is not valid UTF-8")
+			}
+		})
 	}
 }

@@ -290,3 +290,49 @@ func TestAuditFailureFailsIssuance(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditCapsAttemptedUsername sends failed logins with a 900 KiB
+// username, past the login rate limit: every audit line stays short and
+// marks the username as cut, so that no one can fill the audit disk
+// without logging in.
+func TestAuditCapsAttemptedUsername(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{Config: func(c *server.Config) {
+		c.Logins.FailureBurst = 2
+		c.Logins.FailureEvery = time.Hour
+	}})
+	huge := strings.Repeat("u", 900<<10)
+	statuses := map[int]int{}
+	for range 4 {
+		status, _, _ := rawCall(t, e, "POST", "/edge/client/v1/authenticate?method=password", "application/json",
+			`{"username":"`+huge+`","password":"wrong"}`, nil)
+		statuses[status]++
+	}
+	if statuses[401] == 0 || statuses[429] == 0 {
+		t.Fatalf("statuses %v, want both refusals and rate limiting", statuses)
+	}
+	e.Stop()
+
+	data, err := os.ReadFile(filepath.Join(e.DataDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var ev audit.Event
+		if err := jsonUnmarshal([]byte(line), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type != audit.TypeLoginFailed {
+			continue
+		}
+		failed++
+		if len(line) > 2*audit.MaxUsernameBytes || !ev.UsernameTruncated ||
+			ev.Username != huge[:audit.MaxUsernameBytes] {
+			t.Errorf("%s line of %d bytes, username of %d bytes, truncated %v",
+				ev.Reason, len(line), len(ev.Username), ev.UsernameTruncated)
+		}
+	}
+	if failed != 4 {
+		t.Errorf("%d failed logins audited, want 4", failed)
+	}
+}
