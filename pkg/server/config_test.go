@@ -97,3 +97,54 @@ func TestConfigFileUnknownKey(t *testing.T) {
 		t.Error("a nested YAML mapping was accepted")
 	}
 }
+
+// TestConfigFileSeveralValues gives several etcd endpoints in a file, as a
+// YAML list or a repeated INI key, and keeps the precedence flag >
+// environment > file for them; an option of one value refuses a list.
+func TestConfigFileSeveralValues(t *testing.T) {
+	yamlFile := writeFile(t, "c.yaml", "etcd-endpoints:\n  - https://e1:2379\n  - https://e2:2379\n")
+	iniFile := writeFile(t, "c.ini", "etcd-endpoints = https://e1:2379\netcd-endpoints = https://e2:2379\n")
+	fromFile := []string{"https://e1:2379", "https://e2:2379"}
+	for _, tc := range []struct {
+		name string
+		file string
+		env  string
+		args []string
+		want []string
+	}{
+		{"yaml list", yamlFile, "", nil, fromFile},
+		{"repeated ini key", iniFile, "", nil, fromFile},
+		{"environment over yaml", yamlFile, "https://v1:2379,https://v2:2379", nil,
+			[]string{"https://v1:2379", "https://v2:2379"}},
+		{"environment over ini", iniFile, "https://v1:2379", nil, []string{"https://v1:2379"}},
+		{"flag over environment and file", yamlFile, "https://v1:2379",
+			[]string{"--etcd-endpoints", "https://f1:2379"}, []string{"https://f1:2379"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("SESSIONCERT_ETCD_ENDPOINTS", tc.env)
+			}
+			c, err := parse(t, tc.file, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(c.Store.EtcdEndpoints, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("etcd endpoints %q, want %q", c.Store.EtcdEndpoints, tc.want)
+			}
+		})
+	}
+
+	for name, content := range map[string]string{
+		"list.yaml":     "session-timeout:\n  - 45m\n  - 1h\n",
+		"repeated.ini":  "session-timeout = 45m\nsession-timeout = 1h\n",
+		"nested.yaml":   "etcd-endpoints:\n  - [https://e1:2379]\n",
+		"mapping.yaml":  "etcd-endpoints:\n  a: https://e1:2379\n",
+		"listnull.yaml": "etcd-endpoints:\n  -\n",
+	} {
+		t.Run("refuses "+name, func(t *testing.T) {
+			if _, err := parse(t, writeFile(t, name, content)); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}

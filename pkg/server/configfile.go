@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -22,14 +23,16 @@ const ConfigFileEnv = EnvPrefix + "CONFIG"
 //
 // The file is YAML (.yaml, .yml) or INI (anything else): a flat mapping of
 // long flag names to values, such as "session-timeout: 45m" or
-// "session-timeout = 45m". INI section headers are allowed and ignored. A key
-// that names no flag is an error that names the key.
+// "session-timeout = 45m". An option that takes several values (such as
+// etcd-endpoints) takes a YAML list, or its INI key repeated; any other
+// option takes one value. INI section headers are allowed and ignored. A
+// key that names no flag is an error that names the key.
 func ApplyConfigFile(p *flags.Parser, path string) error {
 	data, err := os.ReadFile(path) //nolint:gosec // the operator's own file
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
-	var settings map[string]string
+	var settings map[string]setting
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".yaml", ".yml":
 		settings, err = parseYAML(data)
@@ -50,13 +53,30 @@ func ApplyConfigFile(p *flags.Parser, path string) error {
 		if opt == nil || k == "config" || k == "version" || k == "help" {
 			return fmt.Errorf("config file %s: unknown setting %q", path, k)
 		}
-		opt.Default = []string{settings[k]}
+		set := settings[k]
+		if opt.Field().Type.Kind() != reflect.Slice {
+			switch {
+			case set.list:
+				return fmt.Errorf("config file %s: %q takes one value, not a list", path, k)
+			case len(set.values) != 1:
+				return fmt.Errorf("config file %s: %q is set %d times but takes one value",
+					path, k, len(set.values))
+			}
+		}
+		opt.Default = set.values
 	}
 	return nil
 }
 
-func parseINI(data []byte) (map[string]string, error) {
-	out := map[string]string{}
+// setting is what a file gives one key: its values in order, and whether
+// they came as a YAML list.
+type setting struct {
+	values []string
+	list   bool
+}
+
+func parseINI(data []byte) (map[string]setting, error) {
+	out := map[string]setting{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -70,29 +90,40 @@ func parseINI(data []byte) (map[string]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("line %d: want key = value", n)
 		}
+		// A repeated key adds a value; ApplyConfigFile refuses it for an
+		// option that takes only one.
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if _, dup := out[k]; dup {
-			return nil, fmt.Errorf("line %d: %q set twice", n, k)
-		}
-		out[k] = strings.Trim(v, `"`)
+		set := out[k]
+		set.values = append(set.values, strings.Trim(v, `"`))
+		out[k] = set
 	}
 	return out, sc.Err()
 }
 
-func parseYAML(data []byte) (map[string]string, error) {
+func parseYAML(data []byte) (map[string]setting, error) {
 	var raw map[string]any
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(raw))
+	out := make(map[string]setting, len(raw))
 	for k, v := range raw {
-		switch v.(type) {
-		case map[string]any, []any:
-			return nil, fmt.Errorf("%q: want a single value", k)
+		switch v := v.(type) {
+		case map[string]any:
+			return nil, fmt.Errorf("%q: want a value or a list of values, not a mapping", k)
+		case []any:
+			set := setting{values: make([]string, 0, len(v)), list: true}
+			for _, item := range v {
+				switch item.(type) {
+				case map[string]any, []any, nil:
+					return nil, fmt.Errorf("%q: a list of single values only", k)
+				}
+				set.values = append(set.values, fmt.Sprint(item))
+			}
+			out[k] = set
 		case nil:
-			out[k] = ""
+			out[k] = setting{values: []string{""}}
 		default:
-			out[k] = fmt.Sprint(v)
+			out[k] = setting{values: []string{fmt.Sprint(v)}}
 		}
 	}
 	return out, nil
