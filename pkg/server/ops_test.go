@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,7 +167,7 @@ func TestHealthWhenStoreCloses(t *testing.T) {
 	if err := e.Server.Store().Close(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // past the health cache
+	e.Clock.Advance(2 * time.Second) // past the health cache
 	_, err = c.ListHealthChecks(&informational.ListHealthChecksParams{})
 	var down *informational.ListHealthChecksServiceUnavailable
 	if !errors.As(err, &down) || *down.Payload.Data.Healthy {
@@ -181,6 +183,97 @@ func TestHealthWhenStoreCloses(t *testing.T) {
 	if status != 503 || *env.Error.Code != "SERVICE_UNAVAILABLE" {
 		t.Errorf("login with the store closed: %d %+v, want 503", status, env.Error)
 	}
+}
+
+// faultyStore fails Ping while fail is set, as a store whose disk or
+// cluster is gone would, with an error text a stranger must not see.
+type faultyStore struct {
+	store.Store
+	fail atomic.Bool
+}
+
+const faultText = "injected fault at /var/lib/secret-path"
+
+func (f *faultyStore) Ping(ctx context.Context) error {
+	if f.fail.Load() {
+		return errors.New(faultText)
+	}
+	return f.Store.Ping(ctx)
+}
+
+// TestHealthFollowsTheStore turns the store's round trip off and on under
+// the server: the health report follows it from 200 to 503 and back once
+// its one-second cache (on the server's clock) has passed, and the reply
+// never carries the store's error text.
+func TestHealthFollowsTheStore(t *testing.T) {
+	faulty := &faultyStore{}
+	e := servertest.Start(t, servertest.Options{WrapStore: func(st store.Store) store.Store {
+		faulty.Store = st
+		return faulty
+	}})
+	e.Clock.Set(time.Now())
+
+	for _, step := range []struct {
+		name    string
+		fail    bool
+		advance time.Duration
+		healthy bool
+	}{
+		{"store up", false, 0, true},
+		{"store down, report still cached", true, 500 * time.Millisecond, true},
+		{"store down, cache passed", true, time.Second, false},
+		{"store back, report still cached", false, 500 * time.Millisecond, false},
+		{"store back, cache passed", false, time.Second, true},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			faulty.fail.Store(step.fail)
+			e.Clock.Advance(step.advance)
+			status, body := get(t, e, "/health-checks")
+			want := http.StatusOK
+			if !step.healthy {
+				want = http.StatusServiceUnavailable
+			}
+			if status != want {
+				t.Fatalf("status %d, want %d: %s", status, want, body)
+			}
+			var env struct {
+				Data struct {
+					Healthy bool
+					Checks  []struct {
+						ID      string
+						Healthy bool
+						Detail  string
+					}
+				}
+			}
+			if err := jsonUnmarshal(body, &env); err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range env.Data.Checks {
+				if ch.ID == "store" && ch.Healthy != step.healthy {
+					t.Errorf("store check healthy %v, want %v (%s)", ch.Healthy, step.healthy, ch.Detail)
+				}
+			}
+			if strings.Contains(string(body), "secret-path") || strings.Contains(string(body), "injected") {
+				t.Errorf("the reply carries the store's error: %s", body)
+			}
+		})
+	}
+}
+
+// get makes a GET without a session and returns the status and body.
+func get(t *testing.T, e *servertest.Env, path string) (int, []byte) {
+	t.Helper()
+	resp, err := e.HTTP.Get(e.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
 }
 
 // TestAuditRound checks the audit file holds exactly the expected events of

@@ -58,6 +58,11 @@ type Deps struct {
 	// Version describes the build, for the version operation and the
 	// start-up log line.
 	Version handlers.VersionInfo
+
+	// WrapStore, when set, wraps the store once it is open, before anything
+	// uses it: tests inject faults underneath the server with it. nil
+	// leaves the store as it is.
+	WrapStore func(store.Store) store.Store
 }
 
 // Server is a configured sessioncert-server.
@@ -144,6 +149,9 @@ func (s *Server) build() error {
 	st, err := s.openStore()
 	if err != nil {
 		return err
+	}
+	if s.deps.WrapStore != nil {
+		st = s.deps.WrapStore(st)
 	}
 	s.store = metrics.InstrumentStore(st, s.metrics)
 	if err := s.openAudit(); err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/sessioncert/sessioncert/client"
 	"github.com/sessioncert/sessioncert/pkg/auth"
 	"github.com/sessioncert/sessioncert/pkg/server"
+	"github.com/sessioncert/sessioncert/pkg/store"
 )
 
 // AdminPassword is the password of the admin identity of every test server.
@@ -83,6 +84,9 @@ type Options struct {
 	// Logger receives the server's log; default discards it unless the
 	// test runs with -v, where it goes to the test log.
 	Logger *slog.Logger
+
+	// WrapStore wraps the server's store, to inject faults under it.
+	WrapStore func(store.Store) store.Store
 }
 
 // Env is a running server and the means to talk to it.
@@ -137,6 +141,7 @@ func Start(t testing.TB, o Options) *Env {
 		HashParams:    auth.HashParams{Time: 1, Memory: 64, Threads: 1},
 		AdminPassword: AdminPassword,
 		JWKSClient:    o.JWKSClient,
+		WrapStore:     o.WrapStore,
 	})
 	if err != nil {
 		t.Fatalf("start server: %v", err)
