@@ -373,6 +373,11 @@ type CertificateStore interface {
 	// is not after now. No event is recorded: such a certificate is refused
 	// by its own validity already. It returns how many it removed.
 	DeleteExpiredCertificates(ctx context.Context, now time.Time, limit int) (int, error)
+
+	// CountCertificates returns how many certificate records exist, in every
+	// session, expired but not yet swept ones included. It is cheap enough
+	// to call for a gauge: backends keep or read a count, not the records.
+	CountCertificates(ctx context.Context) (int, error)
 }
 
 // EventStore is the ordered stream of removal events.

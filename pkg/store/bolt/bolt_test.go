@@ -338,3 +338,55 @@ func TestInvalidArguments(t *testing.T) {
 		})
 	}
 }
+
+// TestCertificateCountOfAnOlderFile checks that a file written before the
+// store kept a certificate count gets one when opened, and that removals
+// afterwards keep it right instead of failing as a count gone below zero.
+func TestCertificateCountOfAnOlderFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessioncert.db")
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	id := &store.Identity{ID: "i", Name: "i", Type: store.IdentityTypeUser}
+	sess := &store.APISession{ID: "s", IdentityID: "i", TokenHash: sha256.Sum256([]byte("s"))}
+	var certs []*store.Certificate
+	for n := range 3 {
+		certs = append(certs, &store.Certificate{
+			ID:          fmt.Sprintf("c%d", n),
+			Fingerprint: fmt.Sprintf("f%d", n),
+			ValidTo:     time.Date(2030, 1, 1, 0, 0, n, 0, time.UTC),
+		})
+	}
+	if err := s.CreateIdentity(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAPISession(ctx, sess, certs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	updateFile(t, path, func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte("meta")).Delete([]byte("count/certificates"))
+	})
+
+	s, err = bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeLater(t, s)
+	if n, err := s.CountCertificates(ctx); err != nil || n != 3 {
+		t.Fatalf("CountCertificates of the older file = %d, %v; want 3", n, err)
+	}
+	if _, err := s.DeleteCertificate(ctx, "s", "c0", time.Now()); err != nil {
+		t.Fatalf("DeleteCertificate: %v", err)
+	}
+	if _, err := s.DeleteAPISession(ctx, "s", store.CauseLogout, time.Now()); err != nil {
+		t.Fatalf("DeleteAPISession: %v", err)
+	}
+	if n, err := s.CountCertificates(ctx); err != nil || n != 0 {
+		t.Errorf("CountCertificates after the removals = %d, %v; want 0", n, err)
+	}
+}

@@ -60,10 +60,15 @@ func putCertificate(tx *bbolt.Tx, rec *certificateRecord, value []byte) error {
 	if err := put(tx.Bucket(bucketCertificates), key, value); err != nil {
 		return err
 	}
-	if err := put(tx.Bucket(bucketCertFingerprints), join(rec.APISessionID, rec.Fingerprint), key); err != nil {
+	fp := join(rec.APISessionID, rec.Fingerprint)
+	if err := put(tx.Bucket(bucketCertFingerprints), fp, key); err != nil {
 		return err
 	}
-	return put(tx.Bucket(bucketCertExpiry), append(timeKey(rec.ValidTo), key...), []byte{})
+	expiry := append(timeKey(rec.ValidTo), key...)
+	if err := put(tx.Bucket(bucketCertExpiry), expiry, []byte{}); err != nil {
+		return err
+	}
+	return countUp(tx, keyCountCerts)
 }
 
 // removeCertificate deletes the certificate stored at key with its index
@@ -76,7 +81,10 @@ func removeCertificate(tx *bbolt.Tx, key []byte, rec *certificateRecord) error {
 	if err := del(tx.Bucket(bucketCertExpiry), expiry); err != nil {
 		return err
 	}
-	return del(tx.Bucket(bucketCertificates), key)
+	if err := del(tx.Bucket(bucketCertificates), key); err != nil {
+		return err
+	}
+	return countDown(tx, keyCountCerts)
 }
 
 // CreateCertificate stores c under its session, durably, before it returns;
@@ -332,6 +340,17 @@ func (s *Store) DeleteExpiredCertificates(
 		return 0, err
 	}
 	return removed, nil
+}
+
+// CountCertificates returns how many certificates are stored, expired or
+// not, from the count every write keeps: one read, whatever their number.
+func (s *Store) CountCertificates(ctx context.Context) (int, error) {
+	var n int
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		n = count(tx, keyCountCerts)
+		return nil
+	})
+	return n, err
 }
 
 // isNotFound reports whether err means a record does not exist.

@@ -21,7 +21,9 @@ import (
 // encoding of a time from timeKey.
 //
 //	meta                      schemaVersion -> uint32; eventsDropped -> uint64;
-//	                          count/<kind> -> uint64 (records of that kind)
+//	                          count/<kind> -> uint64 (records of that kind:
+//	                          identities, authenticators, signers, sessions,
+//	                          certificates)
 //	identities                id -> identityRecord
 //	identityNames             name -> id
 //	identityExternalIDs       externalId -> id
@@ -89,6 +91,7 @@ var (
 	keyCountAuths      = []byte("count/authenticators")
 	keyCountSigners    = []byte("count/signers")
 	keyCountSessions   = []byte("count/sessions")
+	keyCountCerts      = []byte("count/certificates")
 )
 
 // errCorrupt is wrapped by errors about values this package did not write
@@ -113,8 +116,12 @@ func prepare(tx *bbolt.Tx) error {
 				return fmt.Errorf("bolt: create bucket %s: %w", name, err)
 			}
 		}
+		meta = tx.Bucket(bucketMeta)
+		if err := put(meta, keyCountCerts, binary.BigEndian.AppendUint64(nil, 0)); err != nil {
+			return err
+		}
 		v := binary.BigEndian.AppendUint32(nil, schemaVersion)
-		return put(tx.Bucket(bucketMeta), keySchemaVersion, v)
+		return put(meta, keySchemaVersion, v)
 	}
 
 	v := meta.Get(keySchemaVersion)
@@ -131,7 +138,23 @@ func prepare(tx *bbolt.Tx) error {
 				name, schemaVersion)
 		}
 	}
-	return nil
+	return countCertificatesOnce(tx)
+}
+
+// countCertificatesOnce gives a file written before the certificate count
+// existed its count, from the expiry index, which holds one short key per
+// certificate. It runs once: afterwards every write keeps the count.
+func countCertificatesOnce(tx *bbolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyCountCerts) != nil {
+		return nil
+	}
+	var n uint64
+	c := tx.Bucket(bucketCertExpiry).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return put(meta, keyCountCerts, binary.BigEndian.AppendUint64(nil, n))
 }
 
 // checkID refuses ids that cannot be used in keys: empty ones, and ones with

@@ -346,6 +346,64 @@ func testCertificates(t *testing.T, f Factory) {
 			h.must("GetAPISession: sessions outlive their expired certificates", err)
 		}
 	})
+
+	// The count is of records, in every session: a certificate past its
+	// ValidTo counts until a sweep removes it, and every removal path
+	// (one certificate, a session, an identity, the sweep) takes its
+	// certificates out of it.
+	t.Run("Count", func(t *testing.T) {
+		h := open(t, f, Options{})
+		i := h.mustIdentity(h.id("name"))
+		a := h.session(i.ID)
+		h.must("CreateAPISession",
+			h.s.CreateAPISession(h.ctx, a, []*store.Certificate{h.cert(a), h.cert(a)}))
+		b := h.mustSession(i.ID)
+		c := h.mustSession(h.mustIdentity(h.id("name")).ID)
+		inA := h.mustCert(a)
+		h.mustCertValidTo(b, t0.Add(-time.Hour))
+		h.mustCert(b)
+		h.mustCert(c)
+
+		steps := []struct {
+			name string
+			do   func() error
+			want int
+		}{
+			{"as created, the expired one included", nil, 6},
+			{"after DeleteCertificate", func() error {
+				_, err := h.s.DeleteCertificate(h.ctx, a.ID, inA.ID, t0)
+				return err
+			}, 5},
+			{"after DeleteExpiredCertificates", func() error {
+				_, err := h.s.DeleteExpiredCertificates(h.ctx, t0, 10)
+				return err
+			}, 4},
+			{"after DeleteAPISession", func() error {
+				_, err := h.s.DeleteAPISession(h.ctx, a.ID, store.CauseLogout, t0)
+				return err
+			}, 2},
+			{"after DeleteIdentity", func() error {
+				_, err := h.s.DeleteIdentity(h.ctx, i.ID, t0)
+				return err
+			}, 1},
+			{"after reopening", func() error {
+				if h.f.Reopen != nil {
+					h.reopen()
+				}
+				return nil
+			}, 1},
+		}
+		for _, step := range steps {
+			if step.do != nil {
+				h.must(step.name, step.do())
+			}
+			n, err := h.s.CountCertificates(h.ctx)
+			h.must("CountCertificates "+step.name, err)
+			if n != step.want {
+				t.Errorf("CountCertificates %s = %d, want %d", step.name, n, step.want)
+			}
+		}
+	})
 }
 
 // testDeleteIdentity covers the cascade of DeleteIdentity: authenticators,

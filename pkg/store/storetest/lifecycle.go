@@ -143,6 +143,10 @@ func testClosed(t *testing.T, f Factory) {
 			_, err := s.CountIdentities(ctx)
 			return err
 		}},
+		{"CountCertificates", func() error {
+			_, err := s.CountCertificates(ctx)
+			return err
+		}},
 		{"CreateAuthenticator", func() error {
 			return s.CreateAuthenticator(ctx, &store.Authenticator{
 				ID: "a", IdentityID: sess.IdentityID, Method: store.AuthMethodPassword,
