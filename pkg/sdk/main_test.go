@@ -20,11 +20,12 @@ import (
 	"github.com/sessioncert/sessioncert/client/identities"
 	"github.com/sessioncert/sessioncert/models"
 	"github.com/sessioncert/sessioncert/pkg/auth"
+	"github.com/sessioncert/sessioncert/pkg/gate"
 	"github.com/sessioncert/sessioncert/pkg/sdk"
 	"github.com/sessioncert/sessioncert/pkg/server"
 )
 
-// TestMain runs the controller and the service that Example talks to. An
+// TestMain runs the controller and the edge router that Example talks to. An
 // example cannot take a *testing.T, so servertest cannot start them; the
 // tests start servers of their own.
 func TestMain(m *testing.M) {
@@ -42,7 +43,7 @@ func run(m *testing.M) int {
 }
 
 // startExampleWorld starts a controller with the identity alice, and the
-// service of Example.
+// edge router of Example.
 func startExampleWorld() (stop func(), err error) {
 	dir, err := os.MkdirTemp("", "sdk-example-")
 	if err != nil {
@@ -101,19 +102,31 @@ func startExampleWorld() (stop func(), err error) {
 	controller = client.New(httptransport.NewWithClient(ln.Addr().String(),
 		client.DefaultBasePath, []string{"https"}, hc), strfmt.Default)
 
-	if err := createUser(controller, adminPassword, "alice", alicePassword); err != nil {
-		return nil, err
-	}
-	stopService, err := startExampleService(dir)
+	err = createExampleIdentity(controller, adminPassword, "alice", "User", alicePassword)
 	if err != nil {
 		return nil, err
 	}
-	stops = append(stops, stopService)
+	const routerName, routerPassword = "example-router", "example-router-password"
+	err = createExampleIdentity(controller, adminPassword, routerName, "Router", routerPassword)
+	if err != nil {
+		return nil, err
+	}
+	g, err := gate.New(gate.Config{Client: controller, Username: routerName,
+		Password: routerPassword})
+	if err != nil {
+		return nil, err
+	}
+	stopRouter, err := startExampleRouter(dir, g)
+	if err != nil {
+		return nil, err
+	}
+	stops = append(stops, stopRouter)
 	return stop, nil
 }
 
-// createUser logs in as admin and creates a User identity with a password.
-func createUser(c *client.Sessioncert, adminPassword, name, password string) error {
+// createExampleIdentity logs in as admin and creates an identity of type
+// typ with a password.
+func createExampleIdentity(c *client.Sessioncert, adminPassword, name, typ, password string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), exampleTimeout)
 	defer cancel()
 	ok, err := sdk.Password{Username: "admin", Password: adminPassword}.Login(ctx, c)
@@ -121,9 +134,9 @@ func createUser(c *client.Sessioncert, adminPassword, name, password string) err
 		return err
 	}
 	admin := httptransport.APIKeyAuth("zt-session", "header", ok.ZtSession)
-	typ := models.IdentityType("User")
+	it := models.IdentityType(typ)
 	created, err := c.Identities.CreateIdentityContext(ctx, &identities.CreateIdentityParams{
-		Body: &models.IdentityCreate{Name: &name, Type: &typ},
+		Body: &models.IdentityCreate{Name: &name, Type: &it},
 	}, admin)
 	if err != nil {
 		return err

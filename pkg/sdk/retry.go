@@ -22,7 +22,8 @@ func retryUnavailable(ctx context.Context, op func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := op()
 		ae, ok := AsAPIError(err)
-		if err == nil || !ok || ae.Status != http.StatusServiceUnavailable || attempt == unavailableAttempts {
+		retry := ok && ae.Status == http.StatusServiceUnavailable
+		if err == nil || !retry || attempt == unavailableAttempts {
 			return err
 		}
 		t := time.NewTimer(wait)

@@ -19,8 +19,8 @@ func TestRetryUnavailable(t *testing.T) {
 		{"success at once", nil, 1, nil},
 		{"two 503s then success", []error{unavailable, unavailable}, 3, nil},
 		{"a 401 is not retried", []error{refused}, 1, refused},
-		{"503s until the attempts run out", []error{unavailable, unavailable, unavailable, unavailable,
-			unavailable, unavailable, unavailable}, unavailableAttempts, unavailable},
+		{"503s until the attempts run out", []error{unavailable, unavailable, unavailable,
+			unavailable, unavailable, unavailable, unavailable}, unavailableAttempts, unavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

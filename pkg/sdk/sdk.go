@@ -4,17 +4,24 @@
 // when RenewAt of its validity has passed, and at once when the controller
 // has ended the session, after logging in again.
 //
-// Renewal is lazy: it happens on use, in Certificate, Token or a TLS
-// handshake of a TLSConfig, never on a timer. A client certificate is only
-// read during a handshake, so a certificate renewed at the next handshake is
-// as good as one renewed on a timer, and the SDK then keeps no background
-// goroutine and follows an injected clock exactly. On use the SDK also checks,
-// once RenewAt of the session's idle timeout has passed since the last call,
-// that the session is still live, which keeps an idle session from expiring
-// while its certificate is in use.
+// Renewal is lazy: it happens on use, in Credential, Certificate, a request
+// of a Transport or a TLS handshake of a TLSConfig, never on a timer. A
+// client certificate is only read during a handshake, so a certificate
+// renewed at the next handshake is as good as one renewed on a timer, and
+// the SDK then keeps no background goroutine and follows an injected clock
+// exactly. On use the SDK also checks, once RenewAt of the session's idle
+// timeout has passed since the last call, that the session is still live,
+// which keeps an idle session from expiring while its certificate is in use.
+//
+// Between those checks the SDK cannot see a session end (a logout
+// elsewhere, an administrator's delete, expiry on the controller) or a
+// certificate being deleted. Whoever meets the refusal reports it with
+// Invalidate, and the next use obtains a fresh certificate, logging in again
+// when the session has ended; a Transport does that by itself.
 //
 // The certificate is only one half of what an edge router checks: the
-// other is the token of the session that created it, which Token returns.
+// other is the token of the session that created it. Credential returns the
+// two together, and Transport sends them together.
 package sdk
 
 import (
@@ -47,11 +54,17 @@ const (
 	// certificate request, which each make one request.
 	renewTimeout = time.Minute
 
-	// retryInterval is how long the current certificate is handed out
-	// unchanged after a failed renewal, while it is still valid, before the
-	// next attempt; it keeps a controller outage from costing a request per
-	// handshake.
+	// retryInterval is how long after a failed renewal the next attempt
+	// waits: meanwhile the current certificate is handed out while it is
+	// still valid and not refused, and otherwise the renewal's error. It
+	// keeps a controller outage from costing a request per handshake.
 	retryInterval = 10 * time.Second
+
+	// refusedInterval is the least time between two renewals forced by
+	// Invalidate. A peer that refuses every certificate, such as a router
+	// that trusts another CA, then costs the controller one certificate
+	// request per interval rather than one per request.
+	refusedInterval = 5 * time.Second
 )
 
 // Config configures an SDK. Client and Credentials are required.
@@ -96,6 +109,10 @@ type SDK struct {
 	cur     *issued     // nil before the first certificate
 	pending *renewal    // the renewal in flight, shared by its callers
 	retryAt time.Time   // after a failed renewal: no new attempt before
+	lastErr error       // the error of that renewal; nil when cur was kept
+	refused *issued     // cur, once Invalidate reported it refused
+	forceAt time.Time   // when a refused cur is replaced
+	forced  time.Time   // when the last renewal forced by a refusal started
 	closed  bool
 }
 
@@ -163,14 +180,79 @@ func New(cfg Config) (*SDK, error) {
 	return s, nil
 }
 
+// Credential is what an edge router checks: a certificate and the token of
+// the session that obtained it. Take both from one Credential; a token and a
+// certificate taken apart may straddle a re-login and then belong to
+// different sessions, which a router refuses.
+type Credential struct {
+	// Certificate is the client certificate with its chain, private key
+	// and Leaf. It is shared, so callers must not modify it.
+	Certificate *tls.Certificate
+
+	// Token is the session token, sent to a router as zt-session.
+	Token string
+
+	// SessionID is the id of the API session; CertificateID that of the
+	// certificate within it. They name the credential in logs.
+	SessionID     string
+	CertificateID string
+
+	// CAs is the pool of the CA bundle ("cas") the controller sent with the
+	// certificate: the CAs that issue session certificates, roots included.
+	CAs *x509.CertPool
+}
+
+// Credential returns the current certificate and the token of its session,
+// renewing first as Certificate does. It returns the errors of Certificate.
+func (s *SDK) Credential(ctx context.Context) (Credential, error) {
+	iss, err := s.current(ctx)
+	if err != nil {
+		return Credential{}, err
+	}
+	return iss.credential(), nil
+}
+
+// Invalidate reports that a peer refused c: an edge router answered
+// INVALID_API_SESSION or CERTIFICATE_NOT_BOUND, the controller answered 401
+// to its token, or a TLS handshake with its certificate was refused. The
+// next use then obtains a new certificate instead of handing c out again,
+// and logs in again first when the session has ended. A renewal forced this
+// way starts at most once per 5 seconds; until then c is still handed out.
+//
+// Invalidate of a credential that is no longer the current one does
+// nothing, so every caller that met the same refusal may report it and one
+// renewal follows. It makes no request and never blocks on one.
+func (s *SDK) Invalidate(c Credential) {
+	if c.Certificate == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.cur
+	if cur == nil || cur.cert != c.Certificate || s.refused == cur {
+		return
+	}
+	s.refused = cur
+	s.forceAt = s.cfg.Now()
+	if next := s.forced.Add(refusedInterval); !s.forced.IsZero() && s.forceAt.Before(next) {
+		s.forceAt = next
+	}
+	s.log.Info("certificate refused by a peer; renewing",
+		slog.String("certificateId", cur.id), slog.String("apiSessionId", cur.sess.id),
+		slog.Time("renewAt", s.forceAt))
+}
+
 // TLSConfig returns a client configuration whose GetClientCertificate hands
 // out the current certificate, renewing it first when it is due; a failure
-// to obtain one fails the handshake with that error.
+// to obtain one fails the handshake with that error. It suits servers that
+// admit by the certificate alone. An edge router also wants the token of
+// the certificate's session, which Transport sends with it; for other
+// protocols, take a Credential and present its Certificate.
 //
 // RootCAs is left nil, meaning the system roots: the SDK cannot know which
 // CA signs the server the caller dials, and only learns the controller's
 // CAs with the first certificate. Set it to the pool of the edge router's
-// CA; when that is the controller's CA, CAs returns it.
+// CA; when that is the controller's CA, Credential returns it as CAs.
 func (s *SDK) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -185,14 +267,18 @@ func (s *SDK) TLSConfig() *tls.Config {
 }
 
 // Certificate returns the current certificate, with its chain and Leaf set;
-// it is shared, so callers must not modify it. When none was issued yet or
-// RenewAt of its window has passed, it first obtains a new one; when the
-// session has been idle for RenewAt of its timeout, it first checks that the
-// session is live, and logs in again and obtains a new certificate when it
-// is not. Concurrent callers wait for that same renewal, up to their ctx. A
-// renewal that fails while the current certificate is still valid is
-// logged, and that certificate is returned; the next attempt comes 10
-// seconds later.
+// it is shared, so callers must not modify it. It suits servers that admit
+// by the certificate alone; to send the session's token with it, use
+// Credential.
+//
+// When none was issued yet, RenewAt of its window has passed or Invalidate
+// reported it refused, Certificate first obtains a new one; when the session
+// has been idle for RenewAt of its timeout, it first checks that the session
+// is live, and logs in again and obtains a new certificate when it is not.
+// Concurrent callers wait for that same renewal, up to their ctx. A renewal
+// that fails while the current certificate is still valid and not refused is
+// logged, and that certificate is returned; otherwise the renewal's error is.
+// Either way the next attempt comes 10 seconds later.
 //
 // Errors: ErrClosed after Close; the ctx error when ctx ends first; an
 // *APIError for a controller's refusal (CodeInvalidAuth when the login
@@ -203,30 +289,6 @@ func (s *SDK) Certificate(ctx context.Context) (*tls.Certificate, error) {
 		return nil, err
 	}
 	return iss.cert, nil
-}
-
-// Token returns the token of the session that holds the current
-// certificate, renewing as Certificate does. An edge router admits a
-// certificate only together with this token. It returns the errors of
-// Certificate.
-func (s *SDK) Token(ctx context.Context) (string, error) {
-	iss, err := s.current(ctx)
-	if err != nil {
-		return "", err
-	}
-	return iss.sess.token, nil
-}
-
-// CAs returns the pool of the CA bundle ("cas") the controller sent with the
-// current certificate, renewing as Certificate does: the CAs that issue
-// session certificates, roots included. It returns the errors of
-// Certificate.
-func (s *SDK) CAs(ctx context.Context) (*x509.CertPool, error) {
-	iss, err := s.current(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return iss.cas, nil
 }
 
 // Close ends the SDK: it stops a renewal in flight, logs the session out,
@@ -271,14 +333,23 @@ func (s *SDK) current(ctx context.Context) (*issued, error) {
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if cur := s.cur; cur != nil && s.usable(cur, s.cfg.Now()) {
+	now := s.cfg.Now()
+	if cur := s.cur; cur != nil && s.usable(cur, now) {
 		s.mu.Unlock()
 		return cur, nil
+	}
+	if s.lastErr != nil && now.Before(s.retryAt) {
+		err := s.lastErr
+		s.mu.Unlock()
+		return nil, err
 	}
 	r := s.pending
 	if r == nil {
 		r = &renewal{done: make(chan struct{})}
 		s.pending = r
+		if s.cur != nil && s.cur == s.refused {
+			s.forced = now
+		}
 		s.bg.Add(1)
 		go s.renew(r)
 	}
@@ -296,7 +367,11 @@ func (s *SDK) current(ctx context.Context) (*issued, error) {
 // usable reports whether cur may be handed out at now without a renewal.
 // Called with s.mu held.
 func (s *SDK) usable(cur *issued, now time.Time) bool {
-	if now.Before(s.retryAt) && now.Before(cur.cert.Leaf.NotAfter) {
+	refused := cur == s.refused
+	if refused && !now.Before(s.forceAt) {
+		return false
+	}
+	if !refused && now.Before(s.retryAt) && now.Before(cur.cert.Leaf.NotAfter) {
 		return true
 	}
 	return cur.sess == s.sess && now.Before(cur.renewAt) &&
@@ -319,18 +394,22 @@ func (s *SDK) renew(r *renewal) {
 	now := s.cfg.Now()
 	switch {
 	case err == nil:
-		s.retryAt = time.Time{}
+		s.retryAt, s.lastErr = time.Time{}, nil
 		r.res = res
-	case s.cur != nil && now.Before(s.cur.cert.Leaf.NotAfter) && !s.closed:
+	case s.closed:
+		r.err = err
+	case s.cur != nil && s.cur != s.refused && now.Before(s.cur.cert.Leaf.NotAfter):
 		// The certificate still works at a router; a failed renewal is
 		// worth a warning, not an outage.
 		s.log.Warn("certificate renewal failed; using the current certificate",
 			slog.String("certificateId", s.cur.id),
 			slog.Time("notAfter", s.cur.cert.Leaf.NotAfter),
 			slog.Any("error", err))
-		s.retryAt = now.Add(retryInterval)
+		s.retryAt, s.lastErr = now.Add(retryInterval), nil
 		r.res = s.cur
 	default:
+		s.log.Warn("certificate renewal failed", slog.Any("error", err))
+		s.retryAt, s.lastErr = now.Add(retryInterval), err
 		r.err = err
 	}
 	close(r.done)
@@ -338,11 +417,12 @@ func (s *SDK) renew(r *renewal) {
 
 // refresh brings the session and the certificate up to date: it confirms a
 // session that has been idle for a while, logs in when there is none, and
-// issues a certificate when the current one is due or belongs to an ended
-// session.
+// issues a certificate when the current one is due, was refused or belongs
+// to an ended session.
 func (s *SDK) refresh(ctx context.Context) (*issued, error) {
 	s.mu.Lock()
 	sess, cur := s.sess, s.cur
+	refused := cur != nil && cur == s.refused
 	checkAt := time.Time{}
 	if sess != nil {
 		checkAt = sess.checkAt
@@ -370,11 +450,13 @@ func (s *SDK) refresh(ctx context.Context) (*issued, error) {
 		}
 	}
 
-	if cur != nil && cur.sess == sess && now.Before(cur.renewAt) {
+	if cur != nil && cur.sess == sess && !refused && now.Before(cur.renewAt) {
 		return cur, nil
 	}
 
-	// A 401 here means the session ended since it was last seen live.
+	// A 401 here means the session ended since it was last seen live. A
+	// refused certificate comes here without a session check first: a
+	// session that is live needs only the new certificate.
 	res, err := s.issue(ctx, sess)
 	if hasCode(err, CodeUnauthorized) {
 		s.ended(sess)
@@ -492,7 +574,7 @@ func (s *SDK) issue(ctx context.Context, sess *apiSession) (*issued, error) {
 
 	s.mu.Lock()
 	if s.sess == sess {
-		s.cur = res
+		s.cur, s.refused = res, nil
 	}
 	s.mu.Unlock()
 	s.log.Info("certificate issued", slog.String("certificateId", res.id),
@@ -526,6 +608,16 @@ func (s *SDK) ended(sess *apiSession) {
 		s.cur = nil
 	}
 	s.log.Info("api session ended; logging in again", slog.String("apiSessionId", sess.id))
+}
+
+func (iss *issued) credential() Credential {
+	return Credential{
+		Certificate:   iss.cert,
+		Token:         iss.sess.token,
+		SessionID:     iss.sess.id,
+		CertificateID: iss.id,
+		CAs:           iss.cas,
+	}
 }
 
 func (a *apiSession) auth() runtime.ClientAuthInfoWriter {

@@ -138,16 +138,15 @@ type snapshot struct {
 
 func use(t *testing.T, s *sdk.SDK) snapshot {
 	t.Helper()
-	ctx := context.Background()
-	cert, err := s.Certificate(ctx)
+	c, err := s.Credential(context.Background())
 	if err != nil {
-		t.Fatalf("certificate: %v", err)
+		t.Fatalf("credential: %v", err)
 	}
-	tok, err := s.Token(ctx)
-	if err != nil {
-		t.Fatalf("token: %v", err)
+	leaf := c.Certificate.Leaf
+	if got := sessionOf(t, leaf); got != c.SessionID {
+		t.Errorf("certificate of session %s handed out with session %s", got, c.SessionID)
 	}
-	return snapshot{serial: cert.Leaf.SerialNumber, session: sessionOf(t, cert.Leaf), token: tok}
+	return snapshot{serial: leaf.SerialNumber, session: c.SessionID, token: c.Token}
 }
 
 // sessionOf returns the api session id from a leaf's SPIFFE id.
@@ -333,10 +332,11 @@ func TestTLSBeforeAndAfterRenewal(t *testing.T) {
 func TestCloseLogsOut(t *testing.T) {
 	w := startWorld(t, time.Hour, 30*time.Minute)
 	s := w.newSDK(t, sdk.Password{Username: "user", Password: userPassword})
-	tok, err := s.Token(context.Background())
+	cred, err := s.Credential(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	tok := cred.Token
 	w.rec.take()
 
 	if err := s.Close(context.Background()); err != nil {
@@ -361,20 +361,33 @@ func TestCloseLogsOut(t *testing.T) {
 }
 
 // TestLoginRefused checks that a failed login reaches the caller as the
-// controller's INVALID_AUTH reply, for every use of the SDK.
+// controller's INVALID_AUTH reply, for every use of the SDK, and that uses
+// in the 10 seconds after a failure get its error without a new attempt.
 func TestLoginRefused(t *testing.T) {
 	w := startWorld(t, time.Hour, 30*time.Minute)
 	s := w.newSDK(t, sdk.Password{Username: "user", Password: "wrong"})
 	ctx := context.Background()
+	w.rec.take()
 	uses := []struct {
 		name string
 		call func() error
 	}{
 		{"Certificate", func() error { _, err := s.Certificate(ctx); return err }},
-		{"Token", func() error { _, err := s.Token(ctx); return err }},
-		{"CAs", func() error { _, err := s.CAs(ctx); return err }},
+		{"Credential", func() error { _, err := s.Credential(ctx); return err }},
 		{"TLS handshake", func() error {
 			_, err := s.TLSConfig().GetClientCertificate(&tls.CertificateRequestInfo{})
+			return err
+		}},
+		{"Transport", func() error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://router.invalid/",
+				nil)
+			if err != nil {
+				return err
+			}
+			res, err := s.Transport(nil).RoundTrip(req)
+			if res != nil {
+				_ = res.Body.Close()
+			}
 			return err
 		}},
 	}
@@ -390,6 +403,22 @@ func TestLoginRefused(t *testing.T) {
 			}
 		})
 	}
+	if reqs := w.rec.take(); !slices.Equal(reqs, []string{reqLogin}) {
+		t.Errorf("requests = %q, want one login for every use", reqs)
+	}
+
+	w.clock.Advance(10 * time.Second)
+	if _, err := s.Credential(ctx); !hasCode(err, sdk.CodeInvalidAuth) {
+		t.Errorf("after 10s: %v, want %s", err, sdk.CodeInvalidAuth)
+	}
+	if reqs := w.rec.take(); !slices.Equal(reqs, []string{reqLogin}) {
+		t.Errorf("requests after 10s = %q, want a new login", reqs)
+	}
+}
+
+func hasCode(err error, code string) bool {
+	ae, ok := sdk.AsAPIError(err)
+	return ok && ae.Code == code
 }
 
 // TestNewRejects checks the configuration errors of New.
