@@ -34,6 +34,8 @@ type AdmissionError struct {
 	Reason error
 }
 
+// Error returns the reason's message; it names no secret and no
+// certificate.
 func (e *AdmissionError) Error() string { return e.Reason.Error() }
 
 // Unwrap returns the reason.
@@ -54,22 +56,32 @@ type Admission struct {
 // MaxChainPEM bounds the chain an edge router may pass on, in bytes.
 const MaxChainPEM = 64 << 10
 
+// PEM armour of a certificate block, as ParseChain requires it.
+var (
+	pemBegin = []byte("-----BEGIN CERTIFICATE-----")
+	pemEnd   = []byte("-----END CERTIFICATE-----")
+)
+
+// pemSpace is the whitespace ParseChain allows around and between blocks.
+const pemSpace = " \t\r\n"
+
 // ParseChain reads a PEM chain, leaf first, as an edge router received it.
-// It returns an error when the input holds no certificate, anything but
-// CERTIFICATE blocks, or more than 8 certificates.
+// The input must be CERTIFICATE blocks without headers, separated by
+// whitespace and nothing else: encoding/pem alone skips any text before a
+// block, which would let junk through. It returns an error when the input
+// holds no certificate, anything else, or more than 8 certificates.
 func ParseChain(chainPEM []byte) ([]*x509.Certificate, error) {
 	if len(chainPEM) > MaxChainPEM {
 		return nil, fmt.Errorf("session: chain over %d bytes", MaxChainPEM)
 	}
 	var chain []*x509.Certificate
-	rest := chainPEM
-	for len(bytes.TrimSpace(rest)) > 0 {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil || block.Type != "CERTIFICATE" {
-			return nil, errors.New("session: chain must be PEM CERTIFICATE blocks only")
+	rest := bytes.TrimLeft(chainPEM, pemSpace)
+	for len(rest) > 0 {
+		der, tail, err := nextCertificateBlock(rest)
+		if err != nil {
+			return nil, err
 		}
-		c, err := x509.ParseCertificate(block.Bytes)
+		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			return nil, fmt.Errorf("session: chain: %w", err)
 		}
@@ -77,11 +89,40 @@ func ParseChain(chainPEM []byte) ([]*x509.Certificate, error) {
 		if len(chain) > 8 {
 			return nil, errors.New("session: chain holds more than 8 certificates")
 		}
+		rest = bytes.TrimLeft(tail, pemSpace)
 	}
 	if len(chain) == 0 {
 		return nil, errors.New("session: chain holds no certificate")
 	}
 	return chain, nil
+}
+
+// errNotCertificateBlocks is ParseChain's error for anything in the input
+// that is not a plain CERTIFICATE block or whitespace.
+var errNotCertificateBlocks = errors.New("session: chain must be PEM CERTIFICATE blocks only")
+
+// nextCertificateBlock decodes the CERTIFICATE block that data starts with
+// and returns its DER and what follows it. The block is cut out at its
+// first END line before decoding, so that pem.Decode cannot skip to a
+// later block, and what follows must start with whitespace.
+func nextCertificateBlock(data []byte) (der, rest []byte, err error) {
+	if !bytes.HasPrefix(data, pemBegin) {
+		return nil, nil, errNotCertificateBlocks
+	}
+	end := bytes.Index(data, pemEnd)
+	if end < 0 {
+		return nil, nil, errNotCertificateBlocks
+	}
+	block, rest := data[:end+len(pemEnd)], data[end+len(pemEnd):]
+	if bytes.Count(block, []byte("-----BEGIN")) != 1 ||
+		(len(rest) > 0 && !bytes.ContainsRune([]byte(pemSpace), rune(rest[0]))) {
+		return nil, nil, errNotCertificateBlocks
+	}
+	b, tail := pem.Decode(block)
+	if b == nil || b.Type != "CERTIFICATE" || len(b.Headers) > 0 || len(tail) > 0 {
+		return nil, nil, errNotCertificateBlocks
+	}
+	return b.Bytes, rest, nil
 }
 
 // Admit decides whether a client presenting chain with token may pass an
@@ -91,7 +132,11 @@ func ParseChain(chainPEM []byte) ([]*x509.Certificate, error) {
 // logged in with. There is no looser match, by SPIFFE id or identity, so a
 // deleted certificate is refused at once. The request counts as activity of
 // the session. Refusals are *AdmissionError.
-func (i *Issuer) Admit(ctx context.Context, token string, chain []*x509.Certificate) (*Admission, error) {
+func (i *Issuer) Admit(
+	ctx context.Context,
+	token string,
+	chain []*x509.Certificate,
+) (*Admission, error) {
 	if len(chain) == 0 {
 		return nil, &AdmissionError{Reason: ErrCertificateUntrusted}
 	}
@@ -156,9 +201,9 @@ func (r *Registry) Heartbeat(ctx context.Context, ids []string) ([]string, error
 const MaxEventWait = 60 * time.Second
 
 // Events returns up to limit removal events after the cursor, waiting up to
-// wait for one when there is none yet. It returns store.ErrCursorExpired for
-// a cursor older than the retained history. The returned cursor is where the
-// caller asks from next.
+// wait, as the registry's clock measures it, for one when there is none yet.
+// It returns store.ErrCursorExpired for a cursor older than the retained
+// history. The returned cursor is where the caller asks from next.
 func (r *Registry) Events(
 	ctx context.Context,
 	after uint64,
@@ -166,7 +211,7 @@ func (r *Registry) Events(
 	limit int,
 ) ([]store.Event, uint64, error) {
 	wait = min(wait, MaxEventWait)
-	deadline := time.Now().Add(wait)
+	deadline := r.cfg.Now().Add(wait)
 	for {
 		evs, err := r.cfg.Store.Events(ctx, after, limit)
 		if err != nil {
@@ -175,7 +220,7 @@ func (r *Registry) Events(
 		if len(evs) > 0 {
 			return evs, evs[len(evs)-1].Cursor, nil
 		}
-		left := time.Until(deadline)
+		left := deadline.Sub(r.cfg.Now())
 		if left <= 0 {
 			return nil, after, nil
 		}
