@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,19 +185,73 @@ func TestEventsLongPoll(t *testing.T) {
 	}
 }
 
-// TestHeartbeat reports which sessions ended and slides the live ones.
-func TestHeartbeat(t *testing.T) {
+// TestAdmissionRefusesTextBesideCertificates sends an issued chain with
+// text added around or between its PEM blocks: createAdmission answers 400,
+// as for any chain it cannot read, instead of skipping the text.
+func TestAdmissionRefusesTextBesideCertificates(t *testing.T) {
 	e := servertest.Start(t, servertest.Options{})
 	admin := e.Admin(t)
 	e.CreateIdentity(t, admin, "edge1", "Router", "router-password")
 	r := e.Login(t, "edge1", "router-password")
-	ended := e.Admin(t)
+	a := e.Admin(t)
+	cert := e.IssueCertificate(t, a)
+	const endLine = "-----END CERTIFICATE-----\n"
+	if strings.Count(cert.Chain, endLine) < 2 {
+		t.Fatalf("issued chain has fewer than two blocks:\n%s", cert.Chain)
+	}
+
+	for _, tc := range []struct {
+		name, chain string
+	}{
+		{"text before the leaf", "leaf follows\n" + cert.Chain},
+		{"text between the blocks", strings.Replace(cert.Chain, endLine, endLine+"issuer:\n", 1)},
+		{"text after the last block", cert.Chain + "end\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.Client(nil).Router.CreateAdmission(&router.CreateAdmissionParams{
+				Body: &models.AdmissionRequest{Token: &a.Token, Certificate: &tc.chain},
+			}, r.Auth)
+			var bad *router.CreateAdmissionBadRequest
+			if !errors.As(err, &bad) {
+				t.Errorf("createAdmission: %v, want 400", err)
+			}
+		})
+	}
+	if adm, code := admit(t, e, r, a.Token, cert.Chain); code != "" || *adm.APISessionID != a.ID {
+		t.Errorf("the chain as issued: %+v %s, want admitted", adm, code)
+	}
+}
+
+// TestHeartbeat reports which sessions ended and slides the live ones: a
+// session a heartbeat names expires a full timeout after the heartbeat,
+// while one it does not name keeps its expiry.
+func TestHeartbeat(t *testing.T) {
+	clock := &servertest.Clock{}
+	clock.Set(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
+	e := servertest.Start(t, servertest.Options{Clock: clock})
+	admin := e.Admin(t)
+	e.CreateIdentity(t, admin, "edge1", "Router", "router-password")
+	r := e.Login(t, "edge1", "router-password")
+	named, unnamed, ended := e.Admin(t), e.Admin(t), e.Admin(t)
 	if _, err := e.Client(nil).CurrentAPISession.DeleteCurrentAPISession(
 		&current_api_session.DeleteCurrentAPISessionParams{}, ended.Auth); err != nil {
 		t.Fatal(err)
 	}
+	// Read without counting activity, which would slide the expiry itself.
+	reg := e.Server.Registry()
+	expiresAt := func(s *servertest.Session) time.Time {
+		t.Helper()
+		got, err := reg.Get(context.Background(), s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.ExpiresAt
+	}
+	unnamedBefore := expiresAt(unnamed)
+
+	clock.Advance(10 * time.Minute)
 	ok, err := e.Client(nil).Router.CreateHeartbeat(&router.CreateHeartbeatParams{
-		Body: &models.Heartbeat{APISessionIds: []string{admin.ID, ended.ID, "unknown"}},
+		Body: &models.Heartbeat{APISessionIds: []string{named.ID, ended.ID, "unknown"}},
 	}, r.Auth)
 	if err != nil {
 		t.Fatal(err)
@@ -203,5 +259,13 @@ func TestHeartbeat(t *testing.T) {
 	got := ok.Payload.Data.EndedAPISessionIds
 	if len(got) != 2 || got[0] != ended.ID || got[1] != "unknown" {
 		t.Errorf("ended = %v, want [%s unknown]", got, ended.ID)
+	}
+	if got, want := expiresAt(named), clock.Now().Add(reg.Timeout()); !got.Equal(want) {
+		t.Errorf("named session expires at %s, want %s: the heartbeat did not slide it",
+			got, want)
+	}
+	if got := expiresAt(unnamed); !got.Equal(unnamedBefore) {
+		t.Errorf("session the heartbeat did not name expires at %s, want %s unchanged",
+			got, unnamedBefore)
 	}
 }
