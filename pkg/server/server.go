@@ -87,8 +87,9 @@ type Server struct {
 	sweepInterval time.Duration
 	healthCache   healthCache
 
-	cancel context.CancelFunc
-	bg     sync.WaitGroup
+	cancel   context.CancelFunc
+	bg       sync.WaitGroup
+	handlers inflight
 }
 
 // New builds a server from cfg: it creates the data directory and the
@@ -381,7 +382,7 @@ func (s *Server) Listen() (net.Listener, error) {
 // in-flight requests finish within the shutdown timeout and returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler:           s.handlers.track(s.handler),
 		TLSConfig:         s.tls.Clone(),
 		ReadTimeout:       s.cfg.Listen.ReadTimeout,
 		ReadHeaderTimeout: s.cfg.Listen.ReadTimeout,
@@ -447,8 +448,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Listen.ShutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	if err != nil {
+		// Past the timeout, cut the connections left: their handlers' contexts
+		// end, and Close waits for the handlers before it closes the store.
+		s.log.Warn("shutdown timeout passed; closing the connections left")
+		_ = srv.Close()
+	}
 	if metricsSrv != nil {
-		_ = metricsSrv.Shutdown(sctx)
+		if metricsSrv.Shutdown(sctx) != nil {
+			_ = metricsSrv.Close()
+		}
 	}
 	if serveErr := <-errc; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("server: serve: %w", serveErr)
@@ -459,9 +468,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close stops the background work, writes pending session activity and
-// closes the store.
+// Close waits for handlers still running (those whose connections the
+// shutdown timeout cut, for up to cutHandlerGrace), stops the background
+// work, writes pending session activity and closes the store and the audit
+// trail.
 func (s *Server) Close() error {
+	// A handler that outlived its connection may still store a certificate
+	// and audit it: the store and the audit trail must outlive it.
+	gctx, cancel := context.WithTimeout(context.Background(), cutHandlerGrace)
+	if n := s.handlers.wait(gctx); n > 0 {
+		s.log.Error("closing the store under running handlers", slog.Int("handlers", n))
+	}
+	cancel()
 	if s.cancel != nil {
 		s.cancel()
 		s.bg.Wait()

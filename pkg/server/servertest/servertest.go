@@ -8,6 +8,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -104,7 +106,8 @@ type Env struct {
 	// certificate.
 	HTTP *http.Client
 
-	stop func()
+	t        testing.TB
+	shutdown func() error
 }
 
 // Start runs a server until the test ends.
@@ -171,24 +174,37 @@ func Start(t testing.TB, o Options) *Env {
 	e.HTTP = e.NewHTTPClient(nil)
 
 	var once sync.Once
-	e.stop = func() {
+	e.shutdown = func() error {
+		var err error
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
+			if serveErr := <-done; serveErr != nil {
+				err = fmt.Errorf("serve: %w", serveErr)
 			}
-			if err := srv.Close(); err != nil {
-				t.Errorf("close: %v", err)
+			if closeErr := srv.Close(); closeErr != nil {
+				err = errors.Join(err, fmt.Errorf("close: %w", closeErr))
 			}
 		})
+		return err
 	}
-	t.Cleanup(e.stop)
+	e.t = t
+	t.Cleanup(e.Stop)
 	return e
 }
 
-// Stop shuts the server down gracefully, as SIGTERM does. Tests that restart
-// a server on the same data directory call it before starting the next.
-func (e *Env) Stop() { e.stop() }
+// Stop shuts the server down gracefully, as SIGTERM does, and fails the
+// test if that went wrong. Tests that restart a server on the same data
+// directory call it before starting the next.
+func (e *Env) Stop() {
+	if err := e.shutdown(); err != nil {
+		e.t.Errorf("stop the server: %v", err)
+	}
+}
+
+// Shutdown shuts the server down as Stop does and returns the errors of
+// Serve and Close instead of failing the test. Only the first of Shutdown
+// and Stop does anything; later calls return nil.
+func (e *Env) Shutdown() error { return e.shutdown() }
 
 // NewHTTPClient returns a client that trusts the server and presents cert,
 // if not nil, as its client certificate.
