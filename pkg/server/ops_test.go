@@ -149,6 +149,36 @@ func TestMetricsRound(t *testing.T) {
 	}
 }
 
+// TestMetricsAcrossRestart restarts the server on the same data: the live
+// gauges start from what the store holds, so that a logout after the
+// restart brings them to zero, not below.
+func TestMetricsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	first := servertest.Start(t, servertest.Options{DataDir: dir})
+	s := first.Admin(t)
+	first.IssueCertificate(t, s)
+	first.IssueCertificate(t, s)
+	first.Stop()
+
+	e := servertest.Start(t, servertest.Options{DataDir: dir})
+	gauges := func(step string, sessions, certs float64) {
+		t.Helper()
+		fams := scrape(t, e)
+		if got := value(fams, "sessioncert_sessions_live"); got != sessions {
+			t.Errorf("%s: sessions_live %v, want %v", step, got, sessions)
+		}
+		if got := value(fams, "sessioncert_certificates_live"); got != certs {
+			t.Errorf("%s: certificates_live %v, want %v", step, got, certs)
+		}
+	}
+	gauges("after the restart", 1, 2)
+	if _, err := e.Client(nil).CurrentAPISession.DeleteCurrentAPISession(
+		&current_api_session.DeleteCurrentAPISessionParams{}, s.Auth); err != nil {
+		t.Fatal(err)
+	}
+	gauges("after the logout", 0, 0)
+}
+
 func quote(s string) string { return `"` + strings.ReplaceAll(s, "\n", `\n`) + `"` }
 
 // TestHealthWhenStoreCloses shows the health check turning 503 when the

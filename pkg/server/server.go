@@ -164,8 +164,8 @@ func (s *Server) build() error {
 	if err := s.ensureAdmin(ctx); err != nil {
 		return err
 	}
-	if _, sessions, err := s.store.ListAPISessions(ctx, store.Page{Limit: 1}); err == nil {
-		s.metrics.SetLive(sessions, 0)
+	if err := s.seedLiveGauges(ctx); err != nil {
+		return err
 	}
 
 	// Replicas on etcd see each other's activity and identity changes only
@@ -200,6 +200,21 @@ func (s *Server) build() error {
 		defer s.bg.Done()
 		s.registry.Run(ctx)
 	}()
+	return nil
+}
+
+// seedLiveGauges starts the live gauges from the store's counts, so that
+// they keep counting what a previous run left.
+func (s *Server) seedLiveGauges(ctx context.Context) error {
+	_, sessions, err := s.store.ListAPISessions(ctx, store.Page{Limit: 1})
+	if err != nil {
+		return fmt.Errorf("server: count sessions: %w", err)
+	}
+	certs, err := s.store.CountCertificates(ctx)
+	if err != nil {
+		return fmt.Errorf("server: count certificates: %w", err)
+	}
+	s.metrics.SetLive(sessions, certs)
 	return nil
 }
 
