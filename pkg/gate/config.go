@@ -48,10 +48,11 @@ type Config struct {
 	// at least one second.
 	EventWait time.Duration
 
-	// MaxStale is how long after the last answer of the event stream
-	// cached grants are still used. While the controller is unreachable
-	// for longer, every Admit asks it (and fails). Default EventWait + 30s;
-	// it must exceed EventWait.
+	// MaxStale bounds how long after the last answer of the event stream
+	// cached grants are still used, for a long poll that stays open but
+	// silent; past it every Admit asks the controller. A poll that fails
+	// stops the use of the cache at once, until a poll succeeds again.
+	// Default EventWait + 30s; it must exceed EventWait.
 	MaxStale time.Duration
 
 	// HeartbeatInterval is the period of heartbeats; default

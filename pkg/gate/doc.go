@@ -18,9 +18,10 @@
 //   - [Gate.Track] binds an open connection to the session and certificate
 //     of an admission; the gate closes it when either is removed.
 //   - [Gate.Run] follows the event stream and sends heartbeats until its
-//     context ends. Cached grants are used only while Run follows the stream
-//     and has heard from the controller recently; otherwise every decision
-//     goes to the controller.
+//     context ends. Cached grants are used only while Run follows the
+//     stream, its last poll succeeded and it answered within
+//     Config.MaxStale; otherwise every decision goes to the controller, and
+//     fails when the controller cannot be reached.
 //
 // A grant that the controller made just before a removal can reach the gate
 // after the removal's event. The gate numbers every change of its removal

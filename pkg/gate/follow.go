@@ -25,9 +25,10 @@ const maxHeartbeatIDs = 10_000
 // is done. It starts from the current cursor, long-polls for removals and
 // applies each one; after an error it reconnects with exponential backoff
 // and resumes from the last cursor, so removals made meanwhile still
-// arrive. When the cursor is older than the controller's history, Run drops
-// every cached grant, closes every tracked connection and starts again from
-// the current cursor.
+// arrive. From a failed poll until a poll succeeds again the cache is not
+// used: every Admit asks the controller. When the cursor is older than the
+// controller's history, Run drops every cached grant, closes every tracked
+// connection and starts again from the current cursor.
 //
 // Run returns nil once ctx is done, ErrLoginRefused or ErrNotRouter when the
 // credentials cannot work, and ErrRunning when another Run is active. On
@@ -86,6 +87,9 @@ func (g *Gate) follow(ctx context.Context) error {
 			return err
 		}
 
+		// Removals may now go unseen: every decision goes to the
+		// controller until a poll succeeds again.
+		g.syncedAt.Store(0)
 		failures++
 		delay := g.backoff(failures)
 		g.log.Warn("event stream failed; reconnecting", slog.Any("error", err),

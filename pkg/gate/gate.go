@@ -51,7 +51,9 @@ type Gate struct {
 
 	running   atomic.Bool
 	following atomic.Bool
-	syncedAt  atomic.Int64 // unix nanoseconds of the last answer of the event stream
+	// syncedAt is the unix nanoseconds of the last poll that left the gate
+	// current with the event stream, or zero since a poll failed.
+	syncedAt atomic.Int64
 
 	// mu guards the removal state: the generation counter, the tombstones
 	// and the tracked connections. Lock order: mu before the cache's lock.
@@ -131,14 +133,16 @@ func (g *Gate) Admit(
 // controller issues far shorter ones, so a longer token names no session.
 const maxTokenLength = 1024
 
-// cacheUsable says whether cached grants may be trusted: only while Run
-// follows the stream and has heard from the controller within MaxStale, as
-// removals could otherwise go unseen.
+// cacheUsable says whether cached grants may be trusted, as removals could
+// otherwise go unseen: only while Run follows the stream, its last poll
+// succeeded, and that poll answered within MaxStale (a long poll may hang
+// without failing).
 func (g *Gate) cacheUsable(now time.Time) bool {
 	if !g.following.Load() {
 		return false
 	}
-	return now.Sub(time.Unix(0, g.syncedAt.Load())) <= g.cfg.MaxStale
+	synced := g.syncedAt.Load()
+	return synced != 0 && now.Sub(time.Unix(0, synced)) <= g.cfg.MaxStale
 }
 
 // flight is one controller call that concurrent misses of the same key
@@ -276,6 +280,9 @@ type Stats struct {
 	TrackedConnections int
 	// Following says whether Run currently follows the event stream.
 	Following bool
+	// Current says whether Admit answers from the cache now: Run follows
+	// the stream, its last poll succeeded, and it answered within MaxStale.
+	Current bool
 }
 
 // Stats returns the gate's counters.
@@ -287,6 +294,7 @@ func (g *Gate) Stats() Stats {
 		CachedAdmissions:   g.cache.len(),
 		TrackedConnections: tracked,
 		Following:          g.following.Load(),
+		Current:            g.cacheUsable(g.cfg.Now()),
 	}
 }
 

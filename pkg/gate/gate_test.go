@@ -572,24 +572,97 @@ func heartbeatNamed(fake *gatetest.Controller, ids ...string) bool {
 	return false
 }
 
-func TestStaleStreamBypassesCache(t *testing.T) {
+// TestBrokenStreamBypassesCache breaks the event stream while the
+// controller still answers admissions, and deletes a certificate whose
+// grant is cached: its event cannot arrive, yet from the first failed poll
+// every decision goes to the controller, which refuses it. Once a poll
+// succeeds again, the cache serves again.
+func TestBrokenStreamBypassesCache(t *testing.T) {
+	fake := gatetest.Start(t, gatetest.Options{})
+	clk := newClock() // stands still: MaxStale cannot be what stops the cache
+	h := newHarness(t, fake, func(c *gate.Config) { c.Now, c.MaxStale = clk.Now, time.Hour })
+	h.run(t)
+	kept, deleted := leaf(t, "kept"), leaf(t, "deleted")
+	fake.Admit("token-a", kept, grant("A"))
+	fake.Admit("token-a", deleted, grant("A"))
+	admit := func(cert *x509.Certificate) error {
+		_, err := h.gate.Admit(context.Background(), "token-a", []*x509.Certificate{cert})
+		return err
+	}
+	for _, cert := range []*x509.Certificate{kept, deleted, kept, deleted} {
+		if err := admit(cert); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := h.admissions(); n != 2 {
+		t.Fatalf("%d controller calls, want 2: both grants cached", n)
+	}
+
+	fake.SetEventsDown(true)
+	fake.DeleteCertificate("A", deleted)
+	deadline := time.Now().Add(5 * time.Second)
+	for err := admit(deleted); !errors.Is(err, gate.ErrCertificateNotBound); err = admit(deleted) {
+		if time.Now().After(deadline) {
+			t.Fatalf("deleted certificate with the stream broken: %v; want the controller's "+
+				"refusal, not the cached grant", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := h.admissions()
+	if err := admit(kept); err != nil || h.admissions() != before+1 {
+		t.Errorf("other certificate with the stream broken: %v, %d calls; want the controller "+
+			"asked", err, h.admissions()-before)
+	}
+	if h.gate.Stats().Current {
+		t.Error("Stats says the cache is current while the stream is broken")
+	}
+
+	fake.SetEventsDown(false)
+	if r := h.waitRemoval(t, gate.RemovedCertificates); r.Source != "event" {
+		t.Errorf("removal = %+v, want the delete from the resumed stream", r)
+	}
+	h.waitCurrent(t)
+	before = h.admissions()
+	if err := admit(kept); err != nil || h.admissions() != before {
+		t.Errorf("after the stream is back: %v, %d calls; want the cached grant",
+			err, h.admissions()-before)
+	}
+}
+
+// TestSilentStreamBypassesCache keeps a long poll open and silent for
+// longer than MaxStale: the cache stops serving, decisions go to the
+// controller, and fail while it is down.
+func TestSilentStreamBypassesCache(t *testing.T) {
 	fake := gatetest.Start(t, gatetest.Options{})
 	clk := newClock()
-	h := newHarness(t, fake, func(c *gate.Config) { c.Now = clk.Now; c.MaxStale = time.Minute })
+	h := newHarness(t, fake, func(c *gate.Config) {
+		// The poll outlasts the test: only the clock can make it stale.
+		c.Now, c.EventWait, c.MaxStale = clk.Now, gate.MaxEventWait, 2*time.Minute
+	})
 	h.run(t)
 	cert := leaf(t, "a")
 	chain := []*x509.Certificate{cert}
 	fake.Admit("token-a", cert, grant("A"))
 	ctx := context.Background()
-	if _, err := h.gate.Admit(ctx, "token-a", chain); err != nil {
-		t.Fatal(err)
-	}
 
-	fake.SetDown(true)
-	if _, err := h.gate.Admit(ctx, "token-a", chain); err != nil {
-		t.Errorf("cached grant within MaxStale: %v", err)
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		calls   int
+	}{
+		{"first admission", 0, 1},
+		{"within MaxStale", 90 * time.Second, 1},
+		{"past MaxStale", time.Minute, 2},
+	} {
+		clk.Advance(step.advance)
+		if _, err := h.gate.Admit(ctx, "token-a", chain); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if n := h.admissions(); n != step.calls {
+			t.Errorf("%s: %d controller calls, want %d", step.name, n, step.calls)
+		}
 	}
-	clk.Advance(2 * time.Minute)
+	fake.SetDown(true)
 	if _, err := h.gate.Admit(ctx, "token-a", chain); !errors.Is(err, gate.ErrUnavailable) {
 		t.Errorf("past MaxStale with the controller down: %v, want ErrUnavailable", err)
 	}

@@ -193,3 +193,15 @@ func (h *harness) admissions() int {
 	_, n := h.fake.Counts()
 	return n
 }
+
+// waitCurrent waits until the gate answers from its cache again.
+func (h *harness) waitCurrent(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !h.gate.Stats().Current {
+		if time.Now().After(deadline) {
+			t.Fatal("the gate never became current with the event stream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -84,6 +84,7 @@ type Controller struct {
 	tokens     map[string]bool // live router tokens
 	nextToken  int
 	down       bool
+	eventsDown bool
 	admitHook  func(token string)
 	logins     int
 	admissions int
@@ -199,6 +200,16 @@ func (c *Controller) SetDown(down bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.down = down
+	c.wake()
+}
+
+// SetEventsDown makes listEvents fail with 503 while down is true, and ends
+// pending long polls, while the rest of the API keeps answering: the event
+// stream of a router broke, but it can still ask for admissions.
+func (c *Controller) SetEventsDown(down bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.eventsDown = down
 	c.wake()
 }
 
@@ -327,10 +338,14 @@ func (c *Controller) admit(w http.ResponseWriter, r *http.Request) {
 
 func (c *Controller) listEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	c.mu.Lock()
+	cur, down := c.cursor, c.eventsDown
+	c.mu.Unlock()
+	if down {
+		replyError(w, http.StatusServiceUnavailable, "UNAVAILABLE")
+		return
+	}
 	if !q.Has("after") {
-		c.mu.Lock()
-		cur := c.cursor
-		c.mu.Unlock()
 		replyEvents(w, nil, cur)
 		return
 	}
@@ -344,7 +359,7 @@ func (c *Controller) listEvents(w http.ResponseWriter, r *http.Request) {
 	defer deadline.Stop()
 	for {
 		c.mu.Lock()
-		if c.down {
+		if c.down || c.eventsDown {
 			c.mu.Unlock()
 			replyError(w, http.StatusServiceUnavailable, "UNAVAILABLE")
 			return
