@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +103,33 @@ func TestUsernameCapped(t *testing.T) {
 				t.Error("the cut username is not valid UTF-8")
 			}
 		})
+	}
+}
+
+// TestFields gives the keys of a change's before and after in the trail's
+// lower camel case, and leaves secrets out.
+func TestFields(t *testing.T) {
+	type record struct {
+		ID, IdentityID, CertPEM, JWKSEndpoint, APISessionID string
+		IsAdmin, UseExternalID                              bool
+		PasswordHash, TokenHash                             string
+		CreatedAt                                           time.Time
+		hidden                                              string
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	got := Fields(&record{ID: "i1", IdentityID: "u1", CertPEM: "pem", JWKSEndpoint: "https://idp/jwks",
+		APISessionID: "s1", IsAdmin: true, PasswordHash: "argon2id$...", TokenHash: "th", CreatedAt: at,
+		hidden: "x"})
+	want := map[string]any{
+		"id": "i1", "identityId": "u1", "certPem": "pem", "jwksEndpoint": "https://idp/jwks",
+		"apiSessionId": "s1", "isAdmin": true, "useExternalId": false, "createdAt": at,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Fields = %v\nwant     %v", got, want)
+	}
+	for _, v := range []any{nil, "text", (*record)(nil)} {
+		if got := Fields(v); got != v {
+			t.Errorf("Fields(%#v) = %#v, want it unchanged", v, got)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/sessioncert/sessioncert/pkg/audit"
@@ -61,8 +62,40 @@ func (o *observer) Changed(ctx context.Context, c manage.Change) error {
 	return o.audit.Write(audit.Event{
 		Type: audit.TypeManagementChange, RequestID: httpx.RequestID(ctx), IdentityID: c.Actor,
 		Change: &audit.Change{Actor: c.Actor, Action: c.Action, Kind: c.Kind, ID: c.ID,
-			Before: c.Before, After: c.After},
+			Before: auditView(c.Before), After: auditView(c.After)},
 	})
+}
+
+// auditView is an entity as a change's before or after shows it: keys in
+// the trail's camel case, and a signer's JWKS endpoint without the
+// credentials a URL may carry.
+func auditView(v any) any {
+	switch sg := v.(type) {
+	case store.ExtJWTSigner:
+		sg.JWKSEndpoint = withoutUserinfo(sg.JWKSEndpoint)
+		v = sg
+	case *store.ExtJWTSigner:
+		if sg != nil {
+			cp := *sg
+			cp.JWKSEndpoint = withoutUserinfo(cp.JWKSEndpoint)
+			v = cp
+		}
+	}
+	return audit.Fields(v)
+}
+
+// withoutUserinfo drops the user and password of a URL; what does not parse
+// is not written at all, since it may hold them.
+func withoutUserinfo(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User = nil
+	return u.String()
 }
 
 func (o *observer) Login(ctx context.Context, a handlers.LoginAttempt) {

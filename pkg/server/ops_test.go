@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -457,5 +458,82 @@ func TestAuditCapsAttemptedUsername(t *testing.T) {
 	}
 	if failed != 4 {
 		t.Errorf("%d failed logins audited, want 4", failed)
+	}
+}
+
+// TestAuditManagementChanges reads the before and after of management
+// changes in the audit file: their keys are the camel case of the rest of
+// the trail (and of the API), and a JWKS endpoint is written without the
+// credentials its URL carried.
+func TestAuditManagementChanges(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	admin := e.Admin(t)
+	hdr := map[string]string{"zt-session": admin.Token}
+	id := e.CreateIdentity(t, admin, "alice", "User", "alice-password")
+	if status, _, env := rawCall(t, e, "PATCH", "/edge/management/v1/identities/"+id, "application/json",
+		`{"name":"alice2"}`, hdr); status != 200 {
+		t.Fatalf("patch identity: %d %+v", status, env.Error)
+	}
+	if status, _, env := rawCall(t, e, "POST", "/edge/management/v1/external-jwt-signers", "application/json",
+		`{"name":"idp","issuer":"https://idp.example","audience":"sessioncert",`+
+			`"jwksEndpoint":"https://svc:hunter2@idp.example/jwks"}`, hdr); status != 201 {
+		t.Fatalf("create signer: %d %+v", status, env.Error)
+	}
+	e.Stop()
+
+	data, err := os.ReadFile(filepath.Join(e.DataDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "hunter2") || strings.Contains(string(data), "svc@") {
+		t.Error("the audit file holds the JWKS endpoint's credentials")
+	}
+	got := map[string][]string{}
+	var endpoint any
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var ev struct {
+			Type   string
+			Change *struct {
+				Action, Kind  string
+				Before, After map[string]any
+			}
+		}
+		if err := jsonUnmarshal([]byte(line), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type != audit.TypeManagementChange {
+			continue
+		}
+		for side, fields := range map[string]map[string]any{"before": ev.Change.Before, "after": ev.Change.After} {
+			if fields == nil {
+				continue
+			}
+			keys := make([]string, 0, len(fields))
+			for k := range fields {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			got[ev.Change.Action+" "+ev.Change.Kind+" "+side] = keys
+		}
+		if ev.Change.Kind == "externalJwtSigner" {
+			endpoint = ev.Change.After["jwksEndpoint"]
+		}
+	}
+	identity := []string{"createdAt", "externalId", "id", "isAdmin", "name", "type", "updatedAt"}
+	want := map[string][]string{
+		"create identity after":      identity,
+		"update identity before":     identity,
+		"update identity after":      identity,
+		"create authenticator after": {"fingerprint", "id", "identityId", "method", "username"},
+		"create externalJwtSigner after": {"audience", "certPem", "claimsProperty", "createdAt", "enabled", "id",
+			"issuer", "jwksEndpoint", "name", "updatedAt", "useExternalId"},
+	}
+	for change, keys := range want {
+		if strings.Join(got[change], " ") != strings.Join(keys, " ") {
+			t.Errorf("%s: keys %v, want %v", change, got[change], keys)
+		}
+	}
+	if endpoint != "https://idp.example/jwks" {
+		t.Errorf("jwksEndpoint %v, want https://idp.example/jwks", endpoint)
 	}
 }
