@@ -11,11 +11,12 @@ import (
 
 // Config is every setting of sessioncert-server. The struct tags make it a
 // go-flags command line: each field is a flag, and may also come from the
-// environment variable named in its env tag.
+// environment variable named in its env tag. The help text of each flag is
+// in flagHelp, to keep the tags short.
 type Config struct {
-	DataDir        string        `long:"data-dir" env:"DATA_DIR" default:"./data" description:"directory of the store, the development PKI and the admin password file"`
-	TrustDomain    string        `long:"trust-domain" env:"TRUST_DOMAIN" default:"sessioncert.local" description:"SPIFFE trust domain of issued certificates"`
-	SessionTimeout time.Duration `long:"session-timeout" env:"SESSION_TIMEOUT" default:"30m" description:"idle timeout of API sessions (minimum 1m)"`
+	DataDir        string        `long:"data-dir" env:"DATA_DIR" default:"./data"`
+	TrustDomain    string        `long:"trust-domain" env:"TRUST_DOMAIN" default:"sessioncert.local"`
+	SessionTimeout time.Duration `long:"session-timeout" env:"SESSION_TIMEOUT" default:"30m"`
 
 	Log    LogConfig    `group:"Logging" namespace:"log" env-namespace:"LOG"`
 	Listen ListenConfig `group:"Listener"`
@@ -27,60 +28,117 @@ type Config struct {
 
 // OpsConfig is what operators watch: metrics and the audit trail.
 type OpsConfig struct {
-	MetricsAddr string `long:"metrics-addr" env:"METRICS_ADDR" description:"serve /metrics on this address (plain HTTP) instead of on the API listener, e.g. 127.0.0.1:9090"`
-	AuditLog    string `long:"audit-log" env:"AUDIT_LOG" default:"audit.log" description:"audit trail file (relative to --data-dir), - for standard output, or none"`
-	PprofAddr   string `long:"pprof-addr" env:"PPROF_ADDR" description:"serve Go's profiler (net/http/pprof) on this address, for diagnosis only; keep it on loopback"`
+	MetricsAddr string `long:"metrics-addr" env:"METRICS_ADDR"`
+	AuditLog    string `long:"audit-log" env:"AUDIT_LOG" default:"audit.log"`
+	PprofAddr   string `long:"pprof-addr" env:"PPROF_ADDR"`
 }
 
 // LogConfig selects the log level and format.
 type LogConfig struct {
-	Level  string `long:"level" env:"LEVEL" default:"info" choice:"debug" choice:"info" choice:"warn" choice:"error" description:"least severe level logged"`
-	Format string `long:"format" env:"FORMAT" default:"text" choice:"text" choice:"json" description:"log line format"`
+	Level  string `long:"level" env:"LEVEL" default:"info" choice:"debug" choice:"info" choice:"warn" choice:"error"`
+	Format string `long:"format" env:"FORMAT" default:"text" choice:"text" choice:"json"`
 }
 
 // ListenConfig is the HTTPS listener. Without TLS files the server uses the
 // development PKI's certificate for localhost.
 type ListenConfig struct {
-	Host            string        `long:"host" env:"HOST" default:"127.0.0.1" description:"address to listen on"`
-	Port            int           `long:"port" env:"PORT" default:"1280" description:"port to listen on (0 picks a free one)"`
-	TLSCertificate  string        `long:"tls-certificate" env:"TLS_CERTIFICATE" description:"server certificate (PEM, chain allowed); default: the development PKI's"`
-	TLSKey          string        `long:"tls-key" env:"TLS_KEY" description:"private key of --tls-certificate"`
-	ReadTimeout     time.Duration `long:"read-timeout" env:"READ_TIMEOUT" default:"30s" description:"maximum time to read a request"`
-	WriteTimeout    time.Duration `long:"write-timeout" env:"WRITE_TIMEOUT" default:"90s" description:"maximum time to write a reply (above the longest long poll)"`
-	IdleTimeout     time.Duration `long:"keep-alive" env:"KEEP_ALIVE" default:"3m" description:"how long an idle keep-alive connection stays open"`
-	MaxHeaderSize   int           `long:"max-header-size" env:"MAX_HEADER_SIZE" default:"65536" description:"largest request header accepted, in bytes"`
-	ShutdownTimeout time.Duration `long:"shutdown-timeout" env:"SHUTDOWN_TIMEOUT" default:"15s" description:"how long in-flight requests may finish after SIGTERM"`
+	Host            string        `long:"host" env:"HOST" default:"127.0.0.1"`
+	Port            int           `long:"port" env:"PORT" default:"1280"`
+	TLSCertificate  string        `long:"tls-certificate" env:"TLS_CERTIFICATE"`
+	TLSKey          string        `long:"tls-key" env:"TLS_KEY"`
+	ReadTimeout     time.Duration `long:"read-timeout" env:"READ_TIMEOUT" default:"30s"`
+	WriteTimeout    time.Duration `long:"write-timeout" env:"WRITE_TIMEOUT" default:"90s"`
+	IdleTimeout     time.Duration `long:"keep-alive" env:"KEEP_ALIVE" default:"3m"`
+	MaxHeaderSize   int           `long:"max-header-size" env:"MAX_HEADER_SIZE" default:"65536"`
+	ShutdownTimeout time.Duration `long:"shutdown-timeout" env:"SHUTDOWN_TIMEOUT" default:"15s"`
 }
 
 // CertConfig is the CA and the certificates it issues.
 type CertConfig struct {
-	CACert             string        `long:"ca-cert" env:"CA_CERT" description:"signing CA certificate, optionally followed by its chain (PEM); default: the development PKI"`
-	CAKey              string        `long:"ca-key" env:"CA_KEY" description:"private key of --ca-cert (PKCS#8, SEC 1 or PKCS#1 PEM)"`
-	Lifetime           time.Duration `long:"cert-lifetime" env:"CERT_LIFETIME" default:"12h" description:"validity of issued certificates"`
-	Backdate           time.Duration `long:"cert-backdate" env:"CERT_BACKDATE" default:"1m" description:"how far NotBefore is set in the past, for clock skew"`
-	MaxCertsPerSession int           `long:"max-certs-per-session" env:"MAX_CERTS_PER_SESSION" default:"64" description:"live certificates one session may hold"`
-	RateBurst          int           `long:"cert-rate-burst" env:"CERT_RATE_BURST" default:"20" description:"certificate requests one session may make at once (0 disables the limit)"`
-	RateRefill         time.Duration `long:"cert-rate-refill" env:"CERT_RATE_REFILL" default:"1s" description:"one more certificate request is allowed after this long"`
+	CACert             string        `long:"ca-cert" env:"CA_CERT"`
+	CAKey              string        `long:"ca-key" env:"CA_KEY"`
+	Lifetime           time.Duration `long:"cert-lifetime" env:"CERT_LIFETIME" default:"12h"`
+	Backdate           time.Duration `long:"cert-backdate" env:"CERT_BACKDATE" default:"1m"`
+	MaxCertsPerSession int           `long:"max-certs-per-session" env:"MAX_CERTS_PER_SESSION" default:"64"`
+	RateBurst          int           `long:"cert-rate-burst" env:"CERT_RATE_BURST" default:"20"`
+	RateRefill         time.Duration `long:"cert-rate-refill" env:"CERT_RATE_REFILL" default:"1s"`
 }
 
 // StoreConfig selects the store.
 type StoreConfig struct {
-	Kind           string        `long:"store" env:"STORE" default:"bolt" choice:"bolt" choice:"etcd" description:"where state is kept: bolt (one file in --data-dir) or etcd (a cluster shared by replicas)"`
-	EtcdEndpoints  []string      `long:"etcd-endpoints" env:"ETCD_ENDPOINTS" env-delim:"," description:"etcd client URLs, for --store etcd (repeat the flag, or comma-separate in the variable)"`
-	EtcdPrefix     string        `long:"etcd-prefix" env:"ETCD_PREFIX" default:"/sessioncert/" description:"key prefix of this deployment in etcd"`
-	EtcdCA         string        `long:"etcd-ca" env:"ETCD_CA" description:"PEM bundle that signs the etcd servers' certificates"`
-	EtcdCert       string        `long:"etcd-cert" env:"ETCD_CERT" description:"client certificate for etcd (PEM)"`
-	EtcdKey        string        `long:"etcd-key" env:"ETCD_KEY" description:"private key of --etcd-cert"`
-	EtcdRevalidate time.Duration `long:"etcd-revalidate" env:"ETCD_REVALIDATE" default:"5s" description:"how long a replica trusts its cached copy of a session before reading it again from etcd: activity and identity changes made on other replicas reach it within this"`
-	EventHistory   int           `long:"event-history" env:"EVENT_HISTORY" default:"100000" description:"removal events kept for routers that resume"`
-	SweepInterval  time.Duration `long:"sweep-interval" env:"SWEEP_INTERVAL" default:"30s" description:"how often expired sessions and certificates are removed"`
-	FlushInterval  time.Duration `long:"activity-flush-interval" env:"ACTIVITY_FLUSH_INTERVAL" default:"5s" description:"how often session activity is written to the store (coalesced)"`
+	Kind           string        `long:"store" env:"STORE" default:"bolt" choice:"bolt" choice:"etcd"`
+	EtcdEndpoints  []string      `long:"etcd-endpoints" env:"ETCD_ENDPOINTS" env-delim:","`
+	EtcdPrefix     string        `long:"etcd-prefix" env:"ETCD_PREFIX" default:"/sessioncert/"`
+	EtcdCA         string        `long:"etcd-ca" env:"ETCD_CA"`
+	EtcdCert       string        `long:"etcd-cert" env:"ETCD_CERT"`
+	EtcdKey        string        `long:"etcd-key" env:"ETCD_KEY"`
+	EtcdRevalidate time.Duration `long:"etcd-revalidate" env:"ETCD_REVALIDATE" default:"5s"`
+	EventHistory   int           `long:"event-history" env:"EVENT_HISTORY" default:"100000"`
+	SweepInterval  time.Duration `long:"sweep-interval" env:"SWEEP_INTERVAL" default:"30s"`
+	FlushInterval  time.Duration `long:"activity-flush-interval" env:"ACTIVITY_FLUSH_INTERVAL" default:"5s"`
 }
 
 // LoginConfig is the rate limit of failed logins.
 type LoginConfig struct {
-	FailureBurst int           `long:"login-failure-burst" env:"LOGIN_FAILURE_BURST" default:"10" description:"failed logins allowed at once per source address and per username (0 disables the limit)"`
-	FailureEvery time.Duration `long:"login-failure-refill" env:"LOGIN_FAILURE_REFILL" default:"6s" description:"one more failed login is allowed after this long"`
+	FailureBurst int           `long:"login-failure-burst" env:"LOGIN_FAILURE_BURST" default:"10"`
+	FailureEvery time.Duration `long:"login-failure-refill" env:"LOGIN_FAILURE_REFILL" default:"6s"`
+}
+
+// flagHelp is the --help text of each flag, by its long name.
+var flagHelp = map[string]string{
+	"data-dir":        "directory of the store, the development PKI and the admin password file",
+	"trust-domain":    "SPIFFE trust domain of issued certificates",
+	"session-timeout": "idle timeout of API sessions (minimum 1m)",
+
+	"log-level":  "least severe level logged",
+	"log-format": "log line format",
+
+	"host": "address to listen on",
+	"port": "port to listen on (0 picks a free one)",
+	"tls-certificate": "server certificate (PEM, chain allowed); " +
+		"default: the development PKI's",
+	"tls-key":         "private key of --tls-certificate",
+	"read-timeout":    "maximum time to read a request",
+	"write-timeout":   "maximum time to write a reply (above the longest long poll)",
+	"keep-alive":      "how long an idle keep-alive connection stays open",
+	"max-header-size": "largest request header accepted, in bytes",
+	"shutdown-timeout": "how long in-flight requests may finish after SIGTERM; " +
+		"connections still open then are closed",
+
+	"ca-cert": "signing CA certificate, optionally followed by its chain (PEM); " +
+		"default: the development PKI",
+	"ca-key":                "private key of --ca-cert (PKCS#8, SEC 1 or PKCS#1 PEM)",
+	"cert-lifetime":         "validity of issued certificates",
+	"cert-backdate":         "how far NotBefore is set in the past, for clock skew",
+	"max-certs-per-session": "live certificates one session may hold",
+	"cert-rate-burst": "certificate requests one session may make at once " +
+		"(0 disables the limit)",
+	"cert-rate-refill": "one more certificate request is allowed after this long",
+
+	"store": "where state is kept: bolt (one file in --data-dir) or etcd " +
+		"(a cluster shared by replicas)",
+	"etcd-endpoints": "etcd client URLs, for --store etcd (repeat the flag, " +
+		"or comma-separate in the variable)",
+	"etcd-prefix": "key prefix of this deployment in etcd",
+	"etcd-ca":     "PEM bundle that signs the etcd servers' certificates",
+	"etcd-cert":   "client certificate for etcd (PEM)",
+	"etcd-key":    "private key of --etcd-cert",
+	"etcd-revalidate": "how long a replica trusts its cached copy of a session before " +
+		"reading it again from etcd: activity and identity changes made on other " +
+		"replicas reach it within this",
+	"event-history":           "removal events kept for routers that resume",
+	"sweep-interval":          "how often expired sessions and certificates are removed",
+	"activity-flush-interval": "how often session activity is written to the store (coalesced)",
+
+	"login-failure-burst": "failed logins allowed at once per source address and " +
+		"per username (0 disables the limit)",
+	"login-failure-refill": "one more failed login is allowed after this long",
+
+	"metrics-addr": "serve /metrics on this address (plain HTTP) instead of on the " +
+		"API listener, e.g. 127.0.0.1:9090",
+	"audit-log": "audit trail file (relative to --data-dir), - for standard output, or none",
+	"pprof-addr": "serve Go's profiler (net/http/pprof) on this address, for diagnosis " +
+		"only; keep it on loopback",
 }
 
 // EnvPrefix is the prefix of every environment variable of a setting.
@@ -102,7 +160,37 @@ func newParser(c *Config, options flags.Options, envNamespace string) (*flags.Pa
 		return nil, err
 	}
 	g.EnvNamespace = envNamespace
+	n, err := describe(g)
+	if err != nil {
+		return nil, err
+	}
+	if n != len(flagHelp) {
+		return nil, fmt.Errorf("server: %d help texts for %d flags", len(flagHelp), n)
+	}
 	return p, nil
+}
+
+// describe gives every option of g and its subgroups its flagHelp text and
+// returns how many it described. An option without a text is a mistake in
+// this file, reported as an error.
+func describe(g *flags.Group) (int, error) {
+	n := 0
+	for _, o := range g.Options() {
+		help, ok := flagHelp[o.LongNameWithNamespace()]
+		if !ok {
+			return n, fmt.Errorf("server: flag --%s has no help text", o.LongNameWithNamespace())
+		}
+		o.Description = help
+		n++
+	}
+	for _, sub := range g.Groups() {
+		m, err := describe(sub)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // DefaultConfig returns the configuration with every default applied, as the
@@ -144,7 +232,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--etcd-cert and --etcd-key go together")
 	}
 	if c.Store.SweepInterval < time.Second || c.Store.FlushInterval < 100*time.Millisecond {
-		return fmt.Errorf("--sweep-interval must be at least 1s and --activity-flush-interval at least 100ms")
+		return fmt.Errorf("--sweep-interval must be at least 1s " +
+			"and --activity-flush-interval at least 100ms")
 	}
 	if c.Store.FlushInterval >= c.SessionTimeout/2 {
 		return fmt.Errorf("--activity-flush-interval must be under half of --session-timeout")

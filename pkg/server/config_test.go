@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,5 +147,47 @@ func TestConfigFileSeveralValues(t *testing.T) {
 				t.Error("accepted")
 			}
 		})
+	}
+}
+
+// TestHelpDescribesEveryFlag writes --help and finds, for every setting,
+// its help text, its group's heading and its environment variable.
+func TestHelpDescribesEveryFlag(t *testing.T) {
+	var c server.Config
+	p, err := server.NewParser(&c, flags.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var help bytes.Buffer
+	p.WriteHelp(&help)
+	// go-flags wraps help text; compare with the line breaks taken out.
+	flat := strings.Join(strings.Fields(help.String()), " ")
+	groups := map[string]bool{}
+	var walk func(g *flags.Group)
+	walk = func(g *flags.Group) {
+		for _, o := range g.Options() {
+			t.Run(o.LongNameWithNamespace(), func(t *testing.T) {
+				if o.Description == "" {
+					t.Error("no help text")
+				}
+				if !strings.Contains(flat, strings.Join(strings.Fields(o.Description), " ")) {
+					t.Error("help text missing from --help")
+				}
+				env := o.EnvKeyWithNamespace()
+				if !strings.HasPrefix(env, server.EnvPrefix) || !strings.Contains(flat, "[$"+env+"]") {
+					t.Errorf("environment variable %q missing from --help", env)
+				}
+			})
+		}
+		for _, sub := range g.Groups() {
+			groups[sub.ShortDescription] = true
+			walk(sub)
+		}
+	}
+	walk(p.Command.Group)
+	for _, g := range []string{"Logging", "Listener", "Certificates", "Store", "Logins", "Operations"} {
+		if !groups[g] || !strings.Contains(help.String(), "\n"+g+":\n") {
+			t.Errorf("group %s is not a heading of --help", g)
+		}
 	}
 }
