@@ -184,7 +184,7 @@ func TestHelpDescribesEveryFlag(t *testing.T) {
 			walk(sub)
 		}
 	}
-	walk(p.Command.Group)
+	walk(p.Group)
 	for _, g := range []string{"Logging", "Listener", "Certificates", "Store", "Logins", "Operations"} {
 		if !groups[g] || !strings.Contains(help.String(), "\n"+g+":\n") {
 			t.Errorf("group %s is not a heading of --help", g)
