@@ -150,6 +150,9 @@ type routerSetup struct {
 	serverCert, serverKey, clientCA string         // PEM files
 	rootCAs                         *x509.CertPool // trusts serverCert
 	gateConfig                      func(*gate.Config)
+
+	// noWait returns from startRouter at once, before the gate is ready.
+	noWait bool
 }
 
 // routerEnv is a running router in front of an upstream.
@@ -215,7 +218,10 @@ func startRouter(t *testing.T, controller *servertest.Env, s routerSetup) *route
 		t.Fatal(err)
 	}
 	upstreamURL, _ := url.Parse(r.upstream.srv.URL)
-	srv := newServer(newProxy(g, upstreamURL, log), tlsCfg, log)
+	rt := &router{
+		gate: g, srv: newServer(newProxy(g, upstreamURL, log), tlsCfg, log), log: log,
+		shutdownWait: 2 * time.Second,
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -223,24 +229,26 @@ func startRouter(t *testing.T, controller *servertest.Env, s routerSetup) *route
 	r.addr, r.url = ln.Addr().String(), "https://"+ln.Addr().String()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	gateDone := make(chan error, 1)
-	go func() { gateDone <- g.Run(ctx) }()
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.ServeTLS(ln, "", "") }()
+	finished := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(finished)
+		runErr = rt.run(ctx, ln)
+	}()
 	t.Cleanup(func() {
-		_ = srv.Close()
-		if err := <-serveDone; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
 		cancel()
-		if err := <-gateDone; err != nil {
-			t.Errorf("gate: %v", err)
+		<-finished
+		if runErr != nil {
+			t.Errorf("router: %v", runErr)
 		}
 	})
+	if s.noWait {
+		return r
+	}
 	select {
 	case <-g.Ready():
-	case err := <-gateDone:
-		t.Fatalf("gate stopped: %v", err)
+	case <-finished:
+		t.Fatalf("the router stopped: %v", runErr)
 	case <-time.After(10 * time.Second):
 		t.Fatal("the gate never followed the event stream")
 	}

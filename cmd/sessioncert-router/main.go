@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -141,25 +142,64 @@ func serve(ctx context.Context, o *options, controller, upstream *url.URL, log *
 	if err != nil {
 		return err
 	}
-	p := newProxy(g, upstream, log)
-	srv := newServer(p, tlsCfg, log)
+	// Listening early reports a taken port before the controller is asked
+	// anything; clients wait in the listen queue until the gate is ready.
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	log.Info("starting", slog.String("controller", controller.Redacted()),
+		slog.String("upstream", upstream.Redacted()))
+	rt := &router{
+		gate:         g,
+		srv:          newServer(newProxy(g, upstream, log), tlsCfg, log),
+		log:          log,
+		shutdownWait: o.ShutdownWait,
+	}
+	return rt.run(ctx, ln)
+}
 
+// router is the gate and the HTTPS server in front of the upstream, run
+// together by run.
+type router struct {
+	gate         *gate.Gate
+	srv          *http.Server
+	log          *slog.Logger
+	shutdownWait time.Duration // for in-flight requests on shutdown
+}
+
+// run follows the controller's events and, once the gate is ready, serves
+// ln until ctx ends or the gate stops for good. It closes ln.
+func (rt *router) run(ctx context.Context, ln net.Listener) error {
 	// The gate follows events for as long as the server serves; it stops
 	// last, so that connections still open during the shutdown stay
 	// under watch.
 	gateCtx, stopGate := context.WithCancel(context.Background())
 	defer stopGate()
 	gateDone := make(chan error, 1)
-	go func() { gateDone <- g.Run(gateCtx) }()
+	go func() { gateDone <- rt.gate.Run(gateCtx) }()
+
+	// No client is accepted before the gate has its first cursor: a
+	// connection admitted earlier would miss a removal made between its
+	// admission and that cursor, and stay open.
+	self := "https://" + ln.Addr().String()
+	rt.log.Info("waiting for the controller's event stream", slog.String("url", self))
+	select {
+	case <-rt.gate.Ready():
+	case <-ctx.Done():
+		_ = ln.Close()
+		stopGate()
+		if err := <-gateDone; err != nil {
+			return fmt.Errorf("following events: %w", err)
+		}
+		return nil
+	case err := <-gateDone:
+		_ = ln.Close()
+		return fmt.Errorf("following events: %w", err)
+	}
 	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.ServeTLS(ln, "", "") }()
-	log.Info("serving", slog.String("url", "https://"+ln.Addr().String()),
-		slog.String("controller", controller.Redacted()),
-		slog.String("upstream", upstream.Redacted()))
+	go func() { serveDone <- rt.srv.ServeTLS(ln, "", "") }()
+	rt.log.Info("serving", slog.String("url", self))
 
 	var failure error
 	gateStopped := false
@@ -173,12 +213,12 @@ func serve(ctx context.Context, o *options, controller, upstream *url.URL, log *
 		gateStopped, failure = true, fmt.Errorf("following events: %w", err)
 	}
 
-	log.Info("shutting down", slog.Duration("timeout", o.ShutdownWait))
-	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownWait)
+	rt.log.Info("shutting down", slog.Duration("timeout", rt.shutdownWait))
+	sctx, cancel := context.WithTimeout(context.Background(), rt.shutdownWait)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := rt.srv.Shutdown(sctx); err != nil {
 		// Streams still open after the timeout are cut.
-		_ = srv.Close()
+		_ = rt.srv.Close()
 	}
 	stopGate()
 	if !gateStopped {

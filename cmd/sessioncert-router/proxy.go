@@ -195,6 +195,12 @@ func (p *proxy) refuse(w http.ResponseWriter, r *http.Request, err error) {
 			msg = "the client may not pass"
 		}
 		writeError(w, http.StatusForbidden, refused.Code, msg)
+	case errors.Is(err, gate.ErrNotFollowing):
+		// The gate lost its event stream and is taking a new cursor.
+		p.log.Warn("admission not bound: the gate does not follow events yet",
+			slog.String("remote", r.RemoteAddr))
+		writeError(w, http.StatusServiceUnavailable, codeControllerUnavailable,
+			"the router cannot reach a decision now; try again")
 	case r.Context().Err() != nil:
 		// The client left; nobody reads an answer.
 		p.log.Debug("client left during admission", slog.String("remote", r.RemoteAddr))

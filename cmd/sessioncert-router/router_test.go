@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -236,6 +237,94 @@ func TestConnectionBoundToOneSession(t *testing.T) {
 	var ne net.Error
 	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
 		t.Fatalf("connection of S1 after its removal: %v, want closed", err)
+	}
+}
+
+// TestNoTrafficBeforeTheGateIsReady connects a client while the gate cannot
+// take its first cursor, and deletes the client's certificate before that
+// cursor: the delete's event will never reach the gate. The router serves
+// nothing until the gate is ready, so the request is decided afterwards and
+// refused, rather than admitted early and left open for good.
+func TestNoTrafficBeforeTheGateIsReady(t *testing.T) {
+	fake := gatetest.Start(t, gatetest.Options{})
+	pki := newTestPKI(t)
+	pki.issue(t, true)
+	deleted, kept := pki.issue(t, false), pki.issue(t, false)
+	for _, c := range []tls.Certificate{deleted, kept} {
+		fake.Admit("token-a", c.Leaf, gatetest.Grant{APISessionID: "A", IdentityID: "I",
+			SessionExpiresAt: time.Now().Add(time.Hour), CertificateValidTo: time.Now().Add(time.Hour)})
+	}
+	fake.SetEventsDown(true)
+	r := startRouter(t, nil, routerSetup{
+		client: fake.Client, username: gatetest.Username, password: gatetest.Password,
+		serverCert: pki.file("server.pem"), serverKey: pki.file("server.key"),
+		clientCA: pki.file("ca.pem"), rootCAs: pki.pool(), noWait: true,
+	})
+
+	type reply struct {
+		status int
+		code   string
+		closed chan struct{} // of an admitted stream, closed when it ends
+		err    error
+	}
+	replies := make(chan reply, 1)
+	go func() {
+		c := r.client(&deleted, false)
+		c.Timeout = 0 // the request waits for the gate
+		req, _ := http.NewRequest(http.MethodGet, r.url+"/stream", nil)
+		req.Header.Set(tokenHeader, "token-a")
+		resp, err := c.Do(req)
+		if err != nil {
+			replies <- reply{err: err}
+			return
+		}
+		rep := reply{status: resp.StatusCode, closed: make(chan struct{})}
+		if resp.StatusCode != http.StatusOK {
+			var body errorBody
+			rep.err = json.NewDecoder(resp.Body).Decode(&body)
+			rep.code = body.Error.Code
+			_ = resp.Body.Close()
+			replies <- rep
+			return
+		}
+		replies <- rep
+		_, _ = io.Copy(io.Discard, resp.Body)
+		close(rep.closed)
+	}()
+	// Give a router that serves too early the time to admit the stream.
+	var early *reply
+	select {
+	case rep := <-replies:
+		early = &rep
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	fake.DeleteCertificate("A", deleted.Leaf)
+	fake.SetEventsDown(false)
+	rep := early
+	if rep == nil {
+		select {
+		case got := <-replies:
+			rep = &got
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer after the gate became ready")
+		}
+	}
+	if rep.status == http.StatusOK {
+		select {
+		case <-rep.closed:
+			t.Fatal("admitted before the gate was ready (closed only by luck)")
+		case <-time.After(2 * time.Second):
+			t.Fatal("admitted before the gate was ready, and still open after the delete")
+		}
+	}
+	if rep.err != nil || rep.status != http.StatusForbidden || rep.code != gate.CodeCertificateNotBound {
+		t.Fatalf("early request: %d %q (%v), want 403 %s once the gate is ready",
+			rep.status, rep.code, rep.err, gate.CodeCertificateNotBound)
+	}
+	if res := r.get(t, &kept, "token-a"); res.status != http.StatusOK {
+		t.Errorf("the session's other certificate: %d %s %v, want admitted",
+			res.status, res.code, res.err)
 	}
 }
 

@@ -16,7 +16,9 @@
 //     [ErrCertificateNotBound]. Concurrent misses for the same token and
 //     certificate share one controller call.
 //   - [Gate.Track] binds an open connection to the session and certificate
-//     of an admission; the gate closes it when either is removed.
+//     of an admission; the gate closes it when either is removed. It binds
+//     only admissions granted while Run follows the stream, so a router
+//     should accept clients once [Gate.Ready] is closed.
 //   - [Gate.Run] follows the event stream and sends heartbeats until its
 //     context ends. Cached grants are used only while Run follows the
 //     stream, its last poll succeeded and it answered within

@@ -86,6 +86,11 @@ var (
 	// still following the stream.
 	ErrRunning = errors.New("gate: already running")
 
+	// ErrNotFollowing is returned by Track while Run does not follow the
+	// event stream, or for an admission granted before Run took its current
+	// cursor: removals of it could go unseen. It is transient.
+	ErrNotFollowing = errors.New("gate: not following the event stream since the admission")
+
 	// ErrUnsettled is returned by Admit when the gate reset its state or
 	// took a new cursor during each of several controller calls in a row,
 	// so that no answer could be trusted. It is transient.

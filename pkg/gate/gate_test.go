@@ -375,6 +375,52 @@ func TestTrackAfterRemoval(t *testing.T) {
 	}
 }
 
+// TestTrackNeedsTheCurrentCursor grants an admission before Run takes its
+// first cursor and deletes the certificate before that cursor too: the
+// delete's event will never arrive, so Track must not bind a connection to
+// the early grant, neither before Run nor after. A grant made once the gate
+// follows the stream binds, and its removal closes the connection.
+func TestTrackNeedsTheCurrentCursor(t *testing.T) {
+	fake := gatetest.Start(t, gatetest.Options{})
+	h := newHarness(t, fake, nil)
+	ctx := context.Background()
+	deleted, kept := leaf(t, "deleted"), leaf(t, "kept")
+	fake.Admit("token-a", deleted, grant("A"))
+	fake.Admit("token-a", kept, grant("A"))
+	early, err := h.gate.Admit(ctx, "token-a", []*x509.Certificate{deleted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCloser()
+	if _, err := h.gate.Track(early, c); !errors.Is(err, gate.ErrNotFollowing) {
+		t.Errorf("Track before Run: %v, want ErrNotFollowing", err)
+	}
+	fake.DeleteCertificate("A", deleted)
+
+	h.run(t)
+	if _, err := h.gate.Track(early, c); !errors.Is(err, gate.ErrNotFollowing) {
+		t.Errorf("Track of a grant older than the cursor: %v, want ErrNotFollowing", err)
+	}
+	if c.isClosed() || h.gate.Stats().TrackedConnections != 0 {
+		t.Errorf("closed=%v, tracked=%d; want the connection left open and not tracked",
+			c.isClosed(), h.gate.Stats().TrackedConnections)
+	}
+	_, err = h.gate.Admit(ctx, "token-a", []*x509.Certificate{deleted})
+	if !errors.Is(err, gate.ErrCertificateNotBound) {
+		t.Errorf("fresh admission of the deleted certificate: %v, want refused", err)
+	}
+
+	fresh, err := h.gate.Admit(ctx, "token-a", []*x509.Certificate{kept})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.gate.Track(fresh, c); err != nil {
+		t.Fatalf("Track of a grant made while following: %v", err)
+	}
+	fake.RemoveSession("A")
+	waitClosed(t, c, "after the session's removal")
+}
+
 func TestRemovalsCloseTrackedConnections(t *testing.T) {
 	fake := gatetest.Start(t, gatetest.Options{})
 	h := newHarness(t, fake, nil)

@@ -85,6 +85,12 @@ type Removal struct {
 // tombstones of older removals are forgotten, and only the next heartbeat
 // would then catch them.
 //
+// Track returns ErrNotFollowing, and leaves c open, while Run does not
+// follow the event stream, or when a's controller call started before Run
+// took its current cursor: a removal between the grant and that cursor
+// would never arrive as an event, and c would outlive it. A fresh Admit and
+// Track succeed once Run follows the stream again.
+//
 // c.Close is called from the goroutine applying the removal and should not
 // block; for a TLS connection, close the underlying TCP connection.
 func (g *Gate) Track(a *Admission, c io.Closer) (release func(), err error) {
@@ -97,6 +103,10 @@ func (g *Gate) Track(a *Admission, c io.Closer) (release func(), err error) {
 		g.mu.Unlock()
 		_ = c.Close()
 		return func() {}, &RefusedError{Code: code}
+	}
+	if !g.following.Load() || a.gen < g.baseGen {
+		g.mu.Unlock()
+		return func() {}, ErrNotFollowing
 	}
 	t := &trackedConn{fingerprint: a.Fingerprint, c: c}
 	set := g.tracked[a.APISessionID]
