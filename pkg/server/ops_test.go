@@ -3,9 +3,15 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,12 +20,18 @@ import (
 	"testing"
 	"time"
 
+	httptransport "github.com/go-openapi/runtime/client"
+	"github.com/golang-jwt/jwt/v5"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/sessioncert/sessioncert/client/authentication"
 	"github.com/sessioncert/sessioncert/client/current_api_session"
+	"github.com/sessioncert/sessioncert/client/identities"
 	"github.com/sessioncert/sessioncert/client/informational"
+	"github.com/sessioncert/sessioncert/client/router"
+	"github.com/sessioncert/sessioncert/models"
 	"github.com/sessioncert/sessioncert/pkg/audit"
 	"github.com/sessioncert/sessioncert/pkg/server"
 	"github.com/sessioncert/sessioncert/pkg/server/servertest"
@@ -78,44 +90,155 @@ next:
 	return total
 }
 
-// TestMetricsRound scripts a round (login, issue, refuse, logout, expire)
+// jwtIssuer is an external JWT issuer: a JWKS endpoint over TLS and the
+// key that signs its tokens.
+type jwtIssuer struct {
+	key  *ecdsa.PrivateKey
+	jwks *httptest.Server
+}
+
+func newJWTIssuer(t *testing.T) *jwtIssuer {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		enc := base64.RawURLEncoding
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
+			"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+			"x": enc.EncodeToString(key.X.FillBytes(make([]byte, 32))),
+			"y": enc.EncodeToString(key.Y.FillBytes(make([]byte, 32))),
+		}}})
+	}))
+	t.Cleanup(jwks.Close)
+	return &jwtIssuer{key: key, jwks: jwks}
+}
+
+// token signs a JWT for subject, valid for a minute after now.
+func (j *jwtIssuer) token(t *testing.T, subject string, now time.Time) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+		"iss": "https://idp.example", "aud": "sessioncert", "sub": subject,
+		"exp": now.Add(time.Minute).Unix(),
+	})
+	tok.Header["kid"] = "k1"
+	signed, err := tok.SignedString(j.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
+// TestMetricsRound scripts a round (logins by password, certificate and
+// JWT; issuance and its three refusals; a router's long poll; sessions
+// ended by logout, by an administrator, with their identity and by expiry)
 // and checks that each metric moved as it should.
 func TestMetricsRound(t *testing.T) {
 	clock := &servertest.Clock{}
 	clock.Set(time.Now())
-	e := servertest.Start(t, servertest.Options{Clock: clock, Config: func(c *server.Config) {
-		c.SessionTimeout = 10 * time.Minute
-		c.Certs.MaxCertsPerSession = 1
-	}})
+	idp := newJWTIssuer(t)
+	e := servertest.Start(t, servertest.Options{Clock: clock, JWKSClient: idp.jwks.Client(),
+		Config: func(c *server.Config) {
+			c.SessionTimeout = 10 * time.Minute
+			c.Store.SweepInterval = time.Hour // only the sweep below
+			c.Certs.MaxCertsPerSession = 1
+			c.Certs.RateBurst = 3
+			c.Certs.RateRefill = time.Hour
+		}})
 	before := scrape(t, e)
 
+	admin := e.Admin(t)
+	mgmt := map[string]string{"zt-session": admin.Token}
+	c := e.Client(nil)
+
+	// Issue, then refuse a bad CSR, one over the cap and one over the rate.
 	s := e.Admin(t)
-	idle := e.Admin(t)
 	e.IssueCertificate(t, s)
 	_, csr := servertest.NewCSR(t)
-	refuse := func(body string) {
-		status, _, _ := rawCall(t, e, "POST", "/edge/client/v1/current-api-session/certificates", "application/json",
-			body, map[string]string{"zt-session": s.Token})
-		if status != 400 && status != 429 {
-			t.Fatalf("refusal got %d", status)
+	for _, want := range []int{400, 429, 429} {
+		body := `{"csr":` + quote(csr) + `}`
+		if want == 400 {
+			body = `{"csr":"not a csr"}`
+		}
+		status, _, env := rawCall(t, e, "POST", "/edge/client/v1/current-api-session/certificates",
+			"application/json", body, map[string]string{"zt-session": s.Token})
+		if status != want {
+			t.Fatalf("refusal got %d %+v, want %d", status, env.Error, want)
 		}
 	}
-	refuse(`{"csr":"not a csr"}`)
-	refuse(`{"csr":` + quote(csr) + `}`) // over the cap of 1
 	status, _, _ := rawCall(t, e, "POST", "/edge/client/v1/authenticate?method=password", "application/json",
 		`{"username":"admin","password":"wrong"}`, nil)
 	if status != 401 {
 		t.Fatalf("wrong password: %d", status)
 	}
-	if _, err := e.Client(nil).CurrentAPISession.DeleteCurrentAPISession(
+
+	// A certificate login, ended with its identity.
+	device := clientCert(t, "device-1", clock.Now().Add(-time.Hour), clock.Now().Add(time.Hour))
+	deviceID := createIdentity(t, e, mgmt, "device-1")
+	if status, _, env := rawCall(t, e, "POST", "/edge/management/v1/authenticators", "application/json",
+		`{"method":"cert","identityId":"`+deviceID+`","certPem":`+quote(certPEM(device))+`}`, mgmt); status != 201 {
+		t.Fatalf("cert authenticator: %d %+v", status, env.Error)
+	}
+	if _, err := e.Client(e.NewHTTPClient(&device)).Authentication.Authenticate(
+		&authentication.AuthenticateParams{Method: "cert", Auth: &models.Authenticate{}}); err != nil {
+		t.Fatalf("cert login: %v", err)
+	}
+	if status, _, env := rawCall(t, e, "DELETE", "/edge/management/v1/identities/"+deviceID, "", "",
+		mgmt); status != 200 {
+		t.Fatalf("delete identity: %d %+v", status, env.Error)
+	}
+
+	// An ext-jwt login, ended by the administrator.
+	aliceID := createIdentity(t, e, mgmt, "alice")
+	if status, _, env := rawCall(t, e, "POST", "/edge/management/v1/external-jwt-signers", "application/json",
+		`{"name":"idp","issuer":"https://idp.example","audience":"sessioncert",`+
+			`"jwksEndpoint":"`+idp.jwks.URL+`/jwks"}`, mgmt); status != 201 {
+		t.Fatalf("create signer: %d %+v", status, env.Error)
+	}
+	status, h, env := rawCall(t, e, "POST", "/edge/client/v1/authenticate?method=ext-jwt", "application/json",
+		`{}`, map[string]string{"Authorization": "Bearer " + idp.token(t, aliceID, clock.Now())})
+	if status != 200 {
+		t.Fatalf("ext-jwt login: %d %+v", status, env.Error)
+	}
+	jwtSession, err := c.CurrentAPISession.GetCurrentAPISession(&current_api_session.GetCurrentAPISessionParams{},
+		httptransport.APIKeyAuth("zt-session", "header", h.Get("zt-session")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _, env := rawCall(t, e, "DELETE", "/edge/management/v1/api-sessions/"+
+		*jwtSession.Payload.Data.ID, "", "", mgmt); status != 200 {
+		t.Fatalf("delete session: %d %+v", status, env.Error)
+	}
+
+	// A router waits in a long poll; the logout releases it.
+	e.CreateIdentity(t, admin, "edge1", "Router", "router-password")
+	r := e.Login(t, "edge1", "router-password")
+	start, err := c.Router.ListEvents(&router.ListEventsParams{}, r.Auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	polled := make(chan error, 1)
+	go func() {
+		wait := int64(60)
+		_, err := c.Router.ListEvents(&router.ListEventsParams{After: start.Payload.Meta.Cursor, Wait: &wait},
+			r.Auth)
+		polled <- err
+	}()
+	waitForGauge(t, e, "sessioncert_event_waiters", 1)
+	if _, err := c.CurrentAPISession.DeleteCurrentAPISession(
 		&current_api_session.DeleteCurrentAPISessionParams{}, s.Auth); err != nil {
 		t.Fatal(err)
 	}
+	if err := <-polled; err != nil {
+		t.Fatalf("long poll: %v", err)
+	}
+
+	// The admin's and the router's sessions expire.
 	clock.Advance(11 * time.Minute)
 	if _, err := e.Server.Registry().Sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	_ = idle
 
 	after := scrape(t, e)
 	const createOp = "createCurrentApiSessionCertificate"
@@ -124,29 +247,68 @@ func TestMetricsRound(t *testing.T) {
 		labels []string
 		delta  float64
 	}{
-		{"sessioncert_logins_total", []string{"method", "password", "outcome", "succeeded"}, 2},
+		{"sessioncert_logins_total", []string{"method", "password", "outcome", "succeeded"}, 3},
 		{"sessioncert_logins_total", []string{"method", "password", "outcome", "invalid"}, 1},
+		{"sessioncert_logins_total", []string{"method", "cert", "outcome", "succeeded"}, 1},
+		{"sessioncert_logins_total", []string{"method", "ext-jwt", "outcome", "succeeded"}, 1},
 		{"sessioncert_certificates_issued_total", []string{"key_type", "P-256"}, 1},
 		{"sessioncert_certificate_issue_duration_seconds", nil, 1},
 		{"sessioncert_certificate_refusals_total", []string{"reason", "bad_csr"}, 1},
 		{"sessioncert_certificate_refusals_total", []string{"reason", "certificate_cap"}, 1},
+		{"sessioncert_certificate_refusals_total", []string{"reason", "rate_limited"}, 1},
 		{"sessioncert_sessions_ended_total", []string{"cause", "logout"}, 1},
-		{"sessioncert_sessions_ended_total", []string{"cause", "expiry"}, 1},
+		{"sessioncert_sessions_ended_total", []string{"cause", "admin"}, 2},
+		{"sessioncert_sessions_ended_total", []string{"cause", "expiry"}, 2},
 		{"sessioncert_sweeps_total", []string{"outcome", "ok"}, 1},
-		{"sessioncert_sweep_removed_sessions_total", nil, 1},
-		{"sessioncert_removal_events_total", []string{"type", "apiSessionRemoved"}, 2},
+		{"sessioncert_sweep_removed_sessions_total", nil, 2},
+		{"sessioncert_removal_events_total", []string{"type", "apiSessionRemoved"}, 5},
 		{"sessioncert_sessions_live", nil, 0},
 		{"sessioncert_certificates_live", nil, 0},
+		{"sessioncert_event_waiters", nil, 0},
 		{"sessioncert_http_requests_total", []string{"operation", createOp, "code", "201"}, 1},
 		{"sessioncert_http_requests_total", []string{"operation", createOp, "code", "400"}, 1},
+		{"sessioncert_http_requests_total", []string{"operation", createOp, "code", "429"}, 2},
 		{"sessioncert_http_requests_total", []string{"operation", "authenticate", "code", "401"}, 1},
 	} {
-		if got := value(after, c.name, c.labels...) - value(before, c.name, c.labels...); got != c.delta {
-			t.Errorf("%s%v moved by %v, want %v", c.name, c.labels, got, c.delta)
-		}
+		t.Run(strings.Join(append([]string{c.name}, c.labels...), " "), func(t *testing.T) {
+			if got := value(after, c.name, c.labels...) - value(before, c.name, c.labels...); got != c.delta {
+				t.Errorf("moved by %v, want %v", got, c.delta)
+			}
+		})
 	}
 	if value(after, "sessioncert_store_operation_duration_seconds", "operation", "CreateCertificate") < 1 {
 		t.Error("no store latency recorded for CreateCertificate")
+	}
+}
+
+// createIdentity creates a User identity without an authenticator and
+// returns its id.
+func createIdentity(t *testing.T, e *servertest.Env, mgmt map[string]string, name string) string {
+	t.Helper()
+	res, err := e.Client(nil).Identities.CreateIdentity(&identities.CreateIdentityParams{
+		Body: &models.IdentityCreate{Name: &name, Type: ptrTo(models.IdentityType("User"))},
+	}, httptransport.APIKeyAuth("zt-session", "header", mgmt["zt-session"]))
+	if err != nil {
+		t.Fatalf("create identity %s: %v", name, err)
+	}
+	return *res.Payload.Data.ID
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// waitForGauge scrapes until the gauge reads want: the long poll it waits
+// for starts in another goroutine. It gives up after 30 seconds.
+func waitForGauge(t *testing.T, e *servertest.Env, name string, want float64) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		got := value(scrape(t, e), name)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stayed at %v, want %v", name, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -367,7 +529,10 @@ func TestAuditRound(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	for _, secret := range []string{alice.Token, admin.Token, "alice-password", servertest.AdminPassword, "argon2"} {
+	// Tokens, passwords (the right ones and the wrong one sent), password
+	// hashes, and no PEM at all: no certificate, key or CSR.
+	for _, secret := range []string{alice.Token, admin.Token, "alice-password", "not-her-password",
+		servertest.AdminPassword, "argon2", "BEGIN"} {
 		if strings.Contains(string(data), secret) {
 			t.Errorf("the audit file contains a secret (%.6s...)", secret)
 		}
