@@ -65,9 +65,17 @@ verify-generated: generate
 lint: $(LINTER)
 	$(LINTER) run ./...
 
-## test-unit: every Go test with the race detector
+# TEST_PKGS narrows test-unit, e.g. `make test-unit TEST_PKGS=./test/contract`.
+TEST_PKGS ?= ./...
+
+## test-unit: every Go test with the race detector, then the contract
+## suite's coverage table (written by the suite, printed even on failure)
 test-unit:
-	go test -race -count=1 -timeout 20m ./...
+	@report=$$(mktemp); trap 'rm -f "$$report"' EXIT; status=0; \
+	echo "go test -race -count=1 -timeout 20m $(TEST_PKGS)"; \
+	SESSIONCERT_CONTRACT_REPORT="$$report" go test -race -count=1 -timeout 20m $(TEST_PKGS) || status=$$?; \
+	if [ -s "$$report" ]; then echo; cat "$$report"; else echo "no contract coverage table was written"; fi; \
+	exit $$status
 
 ## test: everything CI runs — generated code check, lint, all tests with -race
 test: verify-generated lint test-unit
