@@ -21,13 +21,30 @@ import (
 	"github.com/sessioncert/sessioncert/client"
 )
 
-// globalOptions are the options of every command.
+// globalOptions are the options of every command. Their help is in
+// optionHelp, as for every command's options: a struct tag must fit on one
+// line, and help often does not.
 type globalOptions struct {
-	Controller string        `long:"controller" short:"c" env:"SESSIONCERT_CONTROLLER" default:"https://127.0.0.1:1280" value-name:"URL" description:"controller to talk to"`
-	CA         string        `long:"ca" env:"SESSIONCERT_CA" value-name:"FILE" description:"PEM bundle of the CAs that sign the controller's TLS certificate (default: the one given at login, else the system roots)"`
-	JSON       bool          `long:"json" description:"print the API's JSON data instead of a table"`
-	ConfigDir  string        `long:"config-dir" env:"SESSIONCERT_CONFIG_DIR" value-name:"DIR" description:"where the session is kept (default: <user config dir>/sessioncert)"`
-	Timeout    time.Duration `long:"timeout" env:"SESSIONCERT_TIMEOUT" default:"30s" value-name:"DURATION" description:"time limit of each command's requests"`
+	Controller string        `long:"controller" short:"c" env:"SESSIONCERT_CONTROLLER" value-name:"URL"`
+	CA         string        `long:"ca" env:"SESSIONCERT_CA" value-name:"FILE"`
+	JSON       bool          `long:"json"`
+	ConfigDir  string        `long:"config-dir" env:"SESSIONCERT_CONFIG_DIR" value-name:"DIR"`
+	Timeout    time.Duration `long:"timeout" env:"SESSIONCERT_TIMEOUT" default:"30s" value-name:"DURATION"`
+}
+
+// defaultController is the controller of a development server on this
+// machine.
+const defaultController = "https://127.0.0.1:1280"
+
+func (*globalOptions) optionHelp() map[string]string {
+	return map[string]string{
+		"controller": "controller to talk to (default: " + defaultController + ")",
+		"ca": "PEM bundle of the CAs that sign the controller's TLS certificate " +
+			"(default: the one given at login, else the system roots)",
+		"json":       "print the API's JSON data instead of a table",
+		"config-dir": "where the session is kept (default: <user config dir>/sessioncert)",
+		"timeout":    "time limit of each command's requests",
+	}
 }
 
 // app is what every command shares: the options, the output and, built once
@@ -49,18 +66,8 @@ type app struct {
 // run parses args, runs the command they name and returns the exit status.
 func run(ctx context.Context, args []string, std streams) int {
 	a := &app{io: std, ctx: ctx}
-	// AllowBoolValues lets update commands say --admin=false.
-	p := flags.NewNamedParser("sessioncert",
-		flags.HelpFlag|flags.PassDoubleDash|flags.AllowBoolValues)
-	p.ShortDescription = "command-line client of a sessioncert controller"
-	p.LongDescription = "Log in to a sessioncert controller, obtain API Session Certificates for " +
-		"keys made on this machine, and administer identities, authenticators, external JWT " +
-		"signers and API sessions.\n\nExit status: 0 done, 1 refused by the controller or not " +
-		"logged in, 2 usage error, 3 could not complete (network, TLS, files)."
-	if _, err := p.AddGroup("Global Options", "", &a.opts); err != nil {
-		return a.fail(err)
-	}
-	if err := addCommands(p.Command, a.commands()); err != nil {
+	p, err := a.parser()
+	if err != nil {
 		return a.fail(err)
 	}
 
@@ -93,6 +100,30 @@ func run(ctx context.Context, args []string, std streams) int {
 		return a.fail(cmdErr)
 	}
 	return exitOK
+}
+
+// parser returns the parser of the whole command line, writing options to
+// a's fields.
+func (a *app) parser() (*flags.Parser, error) {
+	// AllowBoolValues lets update commands say --admin=false.
+	p := flags.NewNamedParser("sessioncert",
+		flags.HelpFlag|flags.PassDoubleDash|flags.AllowBoolValues)
+	p.ShortDescription = "command-line client of a sessioncert controller"
+	p.LongDescription = "Log in to a sessioncert controller, obtain API Session Certificates for " +
+		"keys made on this machine, and administer identities, authenticators, external JWT " +
+		"signers and API sessions.\n\nExit status: 0 done, 1 refused by the controller or not " +
+		"logged in, 2 usage error, 3 could not complete (network, TLS, files)."
+	global, err := p.AddGroup("Global Options", "", &a.opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := setHelp(global.Options(), a.opts.optionHelp()); err != nil {
+		return nil, err
+	}
+	if err := addCommands(p.Command, a.commands()); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // helpCommand names the help of the deepest command the parser got to.
@@ -144,6 +175,11 @@ func addCommands(parent *flags.Command, cmds []command) error {
 		if err != nil {
 			return err
 		}
+		if h, ok := c.data.(helper); ok {
+			if err := setHelp(added.Options(), h.optionHelp()); err != nil {
+				return fmt.Errorf("command %s: %w", c.name, err)
+			}
+		}
 		if err := addCommands(added, c.subs); err != nil {
 			return err
 		}
@@ -151,9 +187,35 @@ func addCommands(parent *flags.Command, cmds []command) error {
 	return nil
 }
 
+// helper is an options struct that gives its options' help by long name.
+type helper interface {
+	optionHelp() map[string]string
+}
+
+// setHelp sets the description of each option in help. Naming an option
+// that does not exist is an error, so that help cannot drift from the
+// options it describes.
+func setHelp(opts []*flags.Option, help map[string]string) error {
+	byName := make(map[string]*flags.Option, len(opts))
+	for _, o := range opts {
+		byName[o.LongName] = o
+	}
+	for name, text := range help {
+		o, ok := byName[name]
+		if !ok {
+			return fmt.Errorf("help for the unknown option --%s", name)
+		}
+		o.Description = text
+	}
+	return nil
+}
+
 // setUp checks the global options and builds the client. It makes no
 // request.
 func (a *app) setUp() error {
+	if a.opts.Controller == "" {
+		a.opts.Controller = defaultController
+	}
 	u, err := parseController(a.opts.Controller)
 	if err != nil {
 		return err

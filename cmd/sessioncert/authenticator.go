@@ -29,12 +29,24 @@ func (a *app) authenticatorCommands() []command {
 type authenticatorCreateCmd struct {
 	app *app
 
-	Identity     string `long:"identity" required:"yes" value-name:"ID" description:"id of the identity it belongs to"`
-	Method       string `long:"method" default:"updb" choice:"updb" choice:"cert" description:"kind of credential"`
-	Username     string `long:"username" description:"unique username, for updb"`
-	Password     string `long:"password" env:"SESSIONCERT_NEW_PASSWORD" description:"password, for updb (prefer the environment, --password-file or the prompt)"`
-	PasswordFile string `long:"password-file" value-name:"FILE" description:"read the password from the first line of FILE"`
-	CertFile     string `long:"cert-file" value-name:"FILE" description:"client certificate (PEM), for cert"`
+	Identity     string `long:"identity" required:"yes" value-name:"ID"`
+	Method       string `long:"method" default:"updb" choice:"updb" choice:"cert"`
+	Username     string `long:"username" value-name:"NAME"`
+	Password     string `long:"password" env:"SESSIONCERT_NEW_PASSWORD" value-name:"PASSWORD"`
+	PasswordFile string `long:"password-file" value-name:"FILE"`
+	CertFile     string `long:"cert-file" value-name:"FILE"`
+}
+
+func (*authenticatorCreateCmd) optionHelp() map[string]string {
+	return map[string]string{
+		"identity": "id of the identity it belongs to",
+		"method":   "kind of credential",
+		"username": "unique username, for updb",
+		"password": "password, for updb (prefer the environment, --password-file or " +
+			"the prompt)",
+		"password-file": "read the password from the first line of FILE",
+		"cert-file":     "client certificate (PEM), for cert",
+	}
 }
 
 func (c *authenticatorCreateCmd) Execute([]string) error {
@@ -168,9 +180,17 @@ func (c *authenticatorDeleteCmd) Execute([]string) error {
 type authenticatorSetPasswordCmd struct {
 	app *app
 
-	Password     string `long:"password" env:"SESSIONCERT_NEW_PASSWORD" description:"the new password (prefer the environment, --password-file or the prompt)"`
-	PasswordFile string `long:"password-file" value-name:"FILE" description:"read the new password from the first line of FILE"`
+	Password     string `long:"password" env:"SESSIONCERT_NEW_PASSWORD" value-name:"PASSWORD"`
+	PasswordFile string `long:"password-file" value-name:"FILE"`
 	Args         idArg  `positional-args:"yes" required:"yes"`
+}
+
+func (*authenticatorSetPasswordCmd) optionHelp() map[string]string {
+	//nolint:gosec // G101: help text that names where a password comes from
+	return map[string]string{
+		"password":      "the new password (prefer the environment, --password-file or the prompt)",
+		"password-file": "read the new password from the first line of FILE",
+	}
 }
 
 func (c *authenticatorSetPasswordCmd) Execute([]string) error {

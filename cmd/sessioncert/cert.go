@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/sessioncert/sessioncert/client/current_api_session"
 	"github.com/sessioncert/sessioncert/models"
@@ -38,10 +40,30 @@ type idArg struct {
 type certCreateCmd struct {
 	app *app
 
-	KeyType string `long:"key-type" default:"p256" choice:"p256" choice:"p384" choice:"ed25519" choice:"rsa2048" choice:"rsa4096" description:"kind of key to generate"`
-	OutDir  string `long:"out-dir" short:"o" default:"." value-name:"DIR" description:"directory to write the files to"`
-	Name    string `long:"name" default:"session" description:"base name of the files"`
-	Force   bool   `long:"force" description:"overwrite files that exist"`
+	// KeyType takes no choice tags: they would widen the first column of
+	// --help until the help beside it no longer fits.
+	KeyType string `long:"key-type" default:"p256" value-name:"TYPE"`
+	OutDir  string `long:"out-dir" short:"o" default:"." value-name:"DIR"`
+	Name    string `long:"name" default:"session" value-name:"NAME"`
+	Force   bool   `long:"force"`
+}
+
+func (*certCreateCmd) optionHelp() map[string]string {
+	return map[string]string{
+		"key-type": "kind of key to generate: " + keyTypeList(),
+		"out-dir":  "directory to write the files to",
+		"name":     "base name of the files",
+		"force":    "overwrite files that exist",
+	}
+}
+
+// keyTypeList names the key types cert create offers, for help and errors.
+func keyTypeList() string {
+	names := make([]string, 0, len(sdk.KeyTypes()))
+	for _, t := range sdk.KeyTypes() {
+		names = append(names, string(t))
+	}
+	return strings.Join(names, ", ")
 }
 
 // certFiles are the files cert create writes.
@@ -54,6 +76,9 @@ func (c *certCreateCmd) files() certFiles {
 
 func (c *certCreateCmd) Execute([]string) error {
 	a := c.app
+	if !slices.Contains(sdk.KeyTypes(), sdk.KeyType(c.KeyType)) {
+		return usagef("--key-type %q is not one of %s", c.KeyType, keyTypeList())
+	}
 	if c.Name == "" || c.Name != filepath.Base(c.Name) {
 		return usagef("--name %q must be a plain file name", c.Name)
 	}

@@ -24,12 +24,21 @@ func (a *app) identityCommands() []command {
 type identityCreateCmd struct {
 	app *app
 
-	Type       string `long:"type" default:"User" choice:"User" choice:"Router" description:"kind of identity"`
-	Admin      bool   `long:"admin" description:"may use the management API"`
-	ExternalID string `long:"external-id" description:"the value an external JWT names it by, for signers that use external ids"`
+	Type       string `long:"type" default:"User" choice:"User" choice:"Router"`
+	Admin      bool   `long:"admin"`
+	ExternalID string `long:"external-id" value-name:"ID"`
 	Args       struct {
 		Name string `positional-arg-name:"name" required:"yes" description:"unique name"`
 	} `positional-args:"yes" required:"yes"`
+}
+
+func (*identityCreateCmd) optionHelp() map[string]string {
+	return map[string]string{
+		"type":  "kind of identity",
+		"admin": "may use the management API",
+		"external-id": "the value an external JWT names it by, for signers that use " +
+			"external ids",
+	}
 }
 
 func (c *identityCreateCmd) Execute([]string) error {
@@ -143,11 +152,20 @@ func (c *identityShowCmd) Execute([]string) error {
 type identityUpdateCmd struct {
 	app *app
 
-	Name       *string `long:"name" description:"new unique name"`
-	Type       *string `long:"type" choice:"User" choice:"Router" description:"new kind of identity"`
-	Admin      *bool   `long:"admin" description:"may use the management API (--admin=false to revoke)"`
-	ExternalID *string `long:"external-id" description:"new external id (\"\" to clear)"`
+	Name       *string `long:"name" value-name:"NAME"`
+	Type       *string `long:"type" choice:"User" choice:"Router"`
+	Admin      *bool   `long:"admin"`
+	ExternalID *string `long:"external-id" value-name:"ID"`
 	Args       idArg   `positional-args:"yes" required:"yes"`
+}
+
+func (*identityUpdateCmd) optionHelp() map[string]string {
+	return map[string]string{
+		"name":        "new unique name",
+		"type":        "new kind of identity",
+		"admin":       "may use the management API (--admin=false to revoke)",
+		"external-id": `new external id ("" to clear)`,
+	}
 }
 
 func (c *identityUpdateCmd) Execute([]string) error {

@@ -20,14 +20,28 @@ import (
 type loginCmd struct {
 	app *app
 
-	Method       string `long:"method" default:"password" choice:"password" choice:"cert" choice:"ext-jwt" description:"how to log in"`
-	Username     string `long:"username" short:"u" env:"SESSIONCERT_USERNAME" description:"username, for --method password"`
-	Password     string `long:"password" short:"p" env:"SESSIONCERT_PASSWORD" description:"password; other local users may see it in the process list, so prefer the environment, --password-file or the prompt"`
-	PasswordFile string `long:"password-file" value-name:"FILE" description:"read the password from the first line of FILE"`
-	Cert         string `long:"cert" value-name:"FILE" description:"client certificate (PEM), for --method cert"`
-	Key          string `long:"key" value-name:"FILE" description:"private key of --cert (PEM)"`
-	JWT          string `long:"jwt" env:"SESSIONCERT_JWT" description:"external JWT, for --method ext-jwt"`
-	JWTFile      string `long:"jwt-file" value-name:"FILE" description:"read the external JWT from the first line of FILE"`
+	Method       string `long:"method" default:"password" choice:"password" choice:"cert" choice:"ext-jwt"`
+	Username     string `long:"username" short:"u" env:"SESSIONCERT_USERNAME" value-name:"NAME"`
+	Password     string `long:"password" short:"p" env:"SESSIONCERT_PASSWORD" value-name:"PASSWORD"`
+	PasswordFile string `long:"password-file" value-name:"FILE"`
+	Cert         string `long:"cert" value-name:"FILE"`
+	Key          string `long:"key" value-name:"FILE"`
+	JWT          string `long:"jwt" env:"SESSIONCERT_JWT" value-name:"JWT"`
+	JWTFile      string `long:"jwt-file" value-name:"FILE"`
+}
+
+func (*loginCmd) optionHelp() map[string]string {
+	return map[string]string{
+		"method":   "how to log in",
+		"username": "username, for --method password",
+		"password": "password; other local users may see it in the process list, so prefer " +
+			"the environment, --password-file or the prompt",
+		"password-file": "read the password from the first line of FILE",
+		"cert":          "client certificate (PEM), for --method cert",
+		"key":           "private key of --cert (PEM)",
+		"jwt":           "external JWT, for --method ext-jwt",
+		"jwt-file":      "read the external JWT from the first line of FILE",
+	}
 }
 
 func (l *loginCmd) Execute([]string) error {

@@ -55,10 +55,17 @@ func cell(s string) string {
 	}, s)
 }
 
-// page is the paging options of a list command.
+// page is the paging options of a list command, which embeds it.
 type page struct {
-	Limit  int64 `long:"limit" default:"100" value-name:"N" description:"list at most N (1 to 500)"`
-	Offset int64 `long:"offset" default:"0" value-name:"N" description:"skip the first N"`
+	Limit  int64 `long:"limit" default:"100" value-name:"N"`
+	Offset int64 `long:"offset" default:"0" value-name:"N"`
+}
+
+func (page) optionHelp() map[string]string {
+	return map[string]string{
+		"limit":  "list at most N (1 to 500)",
+		"offset": "skip the first N",
+	}
 }
 
 func (p page) check() error {

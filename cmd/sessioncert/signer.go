@@ -28,16 +28,28 @@ func (a *app) signerCommands() []command {
 type signerCreateCmd struct {
 	app *app
 
-	Issuer         string `long:"issuer" required:"yes" description:"the iss claim of its tokens"`
-	Audience       string `long:"audience" required:"yes" description:"the aud claim its tokens must carry"`
-	JWKSEndpoint   string `long:"jwks-endpoint" value-name:"URL" description:"https URL of its JSON Web Key Set"`
-	CertFile       string `long:"cert-file" value-name:"FILE" description:"PEM certificate or public key that verifies its tokens"`
-	ClaimsProperty string `long:"claims-property" value-name:"CLAIM" description:"claim that names the identity (default sub)"`
-	UseExternalID  bool   `long:"use-external-id" description:"match the claim against identities' external id instead of their id"`
-	Disabled       bool   `long:"disabled" description:"create it disabled"`
+	Issuer         string `long:"issuer" required:"yes" value-name:"ISS"`
+	Audience       string `long:"audience" required:"yes" value-name:"AUD"`
+	JWKSEndpoint   string `long:"jwks-endpoint" value-name:"URL"`
+	CertFile       string `long:"cert-file" value-name:"FILE"`
+	ClaimsProperty string `long:"claims-property" value-name:"CLAIM"`
+	UseExternalID  bool   `long:"use-external-id"`
+	Disabled       bool   `long:"disabled"`
 	Args           struct {
 		Name string `positional-arg-name:"name" required:"yes" description:"unique name"`
 	} `positional-args:"yes" required:"yes"`
+}
+
+func (*signerCreateCmd) optionHelp() map[string]string {
+	return map[string]string{
+		"issuer":          "the iss claim of its tokens",
+		"audience":        "the aud claim its tokens must carry",
+		"jwks-endpoint":   "https URL of its JSON Web Key Set",
+		"cert-file":       "PEM certificate or public key that verifies its tokens",
+		"claims-property": "claim that names the identity (default sub)",
+		"use-external-id": "match the claim against identities' external id instead of their id",
+		"disabled":        "create it disabled",
+	}
 }
 
 func (c *signerCreateCmd) Execute([]string) error {
@@ -157,15 +169,28 @@ func (c *signerShowCmd) Execute([]string) error {
 type signerUpdateCmd struct {
 	app *app
 
-	Name           *string `long:"name" description:"new unique name"`
-	Issuer         *string `long:"issuer" description:"new iss claim"`
-	Audience       *string `long:"audience" description:"new aud claim"`
-	JWKSEndpoint   *string `long:"jwks-endpoint" value-name:"URL" description:"new JSON Web Key Set URL"`
-	CertFile       string  `long:"cert-file" value-name:"FILE" description:"new PEM certificate or public key"`
-	ClaimsProperty *string `long:"claims-property" value-name:"CLAIM" description:"new claim that names the identity"`
-	UseExternalID  *bool   `long:"use-external-id" description:"match by external id (--use-external-id=false for ids)"`
-	Enabled        *bool   `long:"enabled" description:"accept its tokens (--enabled=false to stop)"`
+	Name           *string `long:"name" value-name:"NAME"`
+	Issuer         *string `long:"issuer" value-name:"ISS"`
+	Audience       *string `long:"audience" value-name:"AUD"`
+	JWKSEndpoint   *string `long:"jwks-endpoint" value-name:"URL"`
+	CertFile       string  `long:"cert-file" value-name:"FILE"`
+	ClaimsProperty *string `long:"claims-property" value-name:"CLAIM"`
+	UseExternalID  *bool   `long:"use-external-id"`
+	Enabled        *bool   `long:"enabled"`
 	Args           idArg   `positional-args:"yes" required:"yes"`
+}
+
+func (*signerUpdateCmd) optionHelp() map[string]string {
+	return map[string]string{
+		"name":            "new unique name",
+		"issuer":          "new iss claim",
+		"audience":        "new aud claim",
+		"jwks-endpoint":   "new JSON Web Key Set URL",
+		"cert-file":       "new PEM certificate or public key",
+		"claims-property": "new claim that names the identity",
+		"use-external-id": "match by external id (--use-external-id=false for ids)",
+		"enabled":         "accept its tokens (--enabled=false to stop)",
+	}
 }
 
 func (c *signerUpdateCmd) Execute([]string) error {
