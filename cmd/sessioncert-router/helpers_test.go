@@ -100,8 +100,8 @@ func (d *redialer) restore(target string) {
 }
 
 // upstream is the service behind the router: /stream answers one line and
-// then holds the response open until the client goes; any other path
-// echoes what the router forwarded.
+// then holds the response open until the client goes; /upgrade switches to
+// a line echo protocol; any other path echoes what the router forwarded.
 type upstream struct {
 	srv  *httptest.Server
 	stop chan struct{}
@@ -118,6 +118,10 @@ type echo struct {
 func startUpstream(t *testing.T) *upstream {
 	u := &upstream{stop: make(chan struct{})}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/upgrade" {
+			serveUpgrade(w, r)
+			return
+		}
 		if r.URL.Path == "/stream" {
 			w.Header().Set("Content-Type", "text/plain")
 			_, _ = io.WriteString(w, "open\n")
@@ -140,6 +144,119 @@ func startUpstream(t *testing.T) *upstream {
 		u.srv.Close()
 	})
 	return u
+}
+
+// upgradeProtocol is the protocol /upgrade switches to: each line the
+// client sends comes back.
+const upgradeProtocol = "line-echo"
+
+// serveUpgrade answers 101 Switching Protocols to a request for the line
+// echo protocol and echoes lines until the connection ends.
+func serveUpgrade(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), upgradeProtocol) {
+		http.Error(w, "upgrade to "+upgradeProtocol+" only", http.StatusBadRequest)
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer func() { _ = conn.Close() }()
+	_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n" +
+		"Upgrade: " + upgradeProtocol + "\r\n\r\n")
+	for brw.Flush() == nil {
+		line, err := brw.ReadString('\n')
+		if err != nil {
+			return
+		}
+		_, _ = brw.WriteString(line)
+	}
+}
+
+// tunnel is a connection upgraded to the line echo protocol through the
+// router.
+type tunnel struct {
+	conn *tls.Conn
+	br   *bufio.Reader
+}
+
+// upgrade opens a connection presenting cert, asks with token for the line
+// echo protocol and checks that a line comes back through the tunnel.
+func (r *routerEnv) upgrade(t *testing.T, cert *tls.Certificate, token string) *tunnel {
+	t.Helper()
+	conn, err := tls.Dial("tcp", r.addr, &tls.Config{
+		RootCAs: r.rootCAs, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"},
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return cert, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	req, err := http.NewRequest(http.MethodGet, r.url+"/upgrade", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(tokenHeader, token)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", upgradeProtocol)
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	tn := &tunnel{conn: conn, br: bufio.NewReader(conn)}
+	resp, err := http.ReadResponse(tn.br, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A 101 has no body; the tunnel follows on the connection.
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: status %d, want 101", resp.StatusCode)
+	}
+	tn.echo(t, "hello")
+	return tn
+}
+
+// echo sends a line through the tunnel and checks it comes back.
+func (tn *tunnel) echo(t *testing.T, line string) {
+	t.Helper()
+	_ = tn.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	defer func() { _ = tn.conn.SetDeadline(time.Time{}) }()
+	if _, err := io.WriteString(tn.conn, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tn.br.ReadString('\n'); err != nil || got != line+"\n" {
+		t.Fatalf("tunnel echoed %q, %v; want %q", got, err, line)
+	}
+}
+
+// waitClosed fails the test unless the router closes the tunnel within a
+// few seconds.
+func (tn *tunnel) waitClosed(t *testing.T, what string) {
+	t.Helper()
+	_ = tn.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := tn.br.ReadByte()
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		t.Fatalf("%s: the tunnel is still open (%v)", what, err)
+	}
+}
+
+// waitTracked waits until the gate tracks n connections.
+func (r *routerEnv) waitTracked(t *testing.T, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := r.gate.Stats().TrackedConnections
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d connections tracked, want %d", what, got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // routerSetup says how to build a router for a test.

@@ -65,17 +65,23 @@ type (
 
 // boundConn is one client connection and the session it serves. The first
 // admitted request binds it; from then on only that session may use it,
-// and the gate closes it when the session or certificate is removed.
+// and the gate closes it when the session or certificate is removed. A
+// connection upgraded to another protocol (WebSocket, say) stays bound
+// until the tunnel closes.
 type boundConn struct {
+	// conn is the connection as the server knows it, the key of
+	// proxy.conns.
+	conn net.Conn
 	// raw is what the gate closes: the TCP connection under TLS, which
 	// closes at once, without waiting to send a TLS alert to a client that
 	// may not read.
 	raw io.Closer
 
-	mu      sync.Mutex
-	session string
-	release func()
-	ended   bool
+	mu       sync.Mutex
+	session  string
+	release  func()
+	ended    bool
+	hijacked bool // taken over by the reverse proxy for an upgrade
 }
 
 func newProxy(g *gate.Gate, upstream *url.URL, log *slog.Logger) *proxy {
@@ -104,7 +110,7 @@ func newProxy(g *gate.Gate, upstream *url.URL, log *slog.Logger) *proxy {
 
 // connContext records a new connection, for http.Server.ConnContext.
 func (p *proxy) connContext(ctx context.Context, c net.Conn) context.Context {
-	bc := &boundConn{raw: c}
+	bc := &boundConn{conn: c, raw: c}
 	if tc, ok := c.(*tls.Conn); ok {
 		bc.raw = tc.NetConn()
 	}
@@ -112,24 +118,52 @@ func (p *proxy) connContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, boundConnKey{}, bc)
 }
 
-// connState releases a connection's tracking once it has ended, for
-// http.Server.ConnState.
+// connState releases a connection's tracking once it has closed, for
+// http.Server.ConnState. A hijacked connection is still open, carrying an
+// upgraded protocol: it stays tracked, so that a removal still closes it,
+// and ServeHTTP releases it when the tunnel ends.
 func (p *proxy) connState(c net.Conn, state http.ConnState) {
-	if state != http.StateClosed && state != http.StateHijacked {
-		return
+	switch state {
+	case http.StateHijacked:
+		if v, ok := p.conns.Load(c); ok {
+			bc := v.(*boundConn)
+			bc.mu.Lock()
+			bc.hijacked = true
+			bc.mu.Unlock()
+		}
+	case http.StateClosed:
+		if v, ok := p.conns.Load(c); ok {
+			p.end(v.(*boundConn))
+		}
 	}
-	v, ok := p.conns.LoadAndDelete(c)
-	if !ok {
-		return
-	}
-	bc := v.(*boundConn)
+}
+
+// end forgets a closed connection and releases its tracking.
+func (p *proxy) end(bc *boundConn) {
+	p.conns.Delete(bc.conn)
 	bc.mu.Lock()
 	bc.ended = true
 	release := bc.release
+	bc.release = nil
 	bc.mu.Unlock()
 	if release != nil {
 		release()
 	}
+}
+
+// endUpgrade closes and releases a connection the reverse proxy hijacked
+// for an upgrade, once the handler that ran the tunnel has returned: the
+// server will not report its close. The proxy closes it already; closing
+// the raw connection again makes sure nothing is left open untracked.
+func (p *proxy) endUpgrade(bc *boundConn) {
+	bc.mu.Lock()
+	hijacked := bc.hijacked
+	bc.mu.Unlock()
+	if !hijacked {
+		return
+	}
+	_ = bc.raw.Close()
+	p.end(bc)
 }
 
 // ServeHTTP admits the request through the gate with the token of its
@@ -141,9 +175,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		chain = r.TLS.PeerCertificates
 	}
 
+	bc, _ := r.Context().Value(boundConnKey{}).(*boundConn)
 	adm, err := p.gate.Admit(r.Context(), r.Header.Get(tokenHeader), chain)
 	if err == nil {
-		err = p.bind(r.Context(), adm)
+		err = p.bind(bc, adm)
 	}
 	if err != nil {
 		p.refuse(w, r, err)
@@ -152,6 +187,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	p.log.Debug("request admitted", slog.String("apiSessionId", adm.APISessionID),
 		slog.String("identityId", adm.IdentityID), slog.String("method", r.Method))
+	// An upgrade's tunnel runs inside the reverse proxy's ServeHTTP and
+	// has ended when it returns.
+	defer p.endUpgrade(bc)
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), admissionKey{}, adm)))
 }
 
@@ -159,8 +197,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // first admitted request, and refuses a request of another session on a
 // connection already bound: the gate closes a connection per session, so
 // one connection must not carry two.
-func (p *proxy) bind(ctx context.Context, adm *gate.Admission) error {
-	bc, _ := ctx.Value(boundConnKey{}).(*boundConn)
+func (p *proxy) bind(bc *boundConn, adm *gate.Admission) error {
 	if bc == nil {
 		return errors.New("router: no connection record; the server was not built by newServer")
 	}

@@ -146,6 +146,55 @@ func TestLogoutClosesConnections(t *testing.T) {
 	}
 }
 
+// TestUpgradedConnections upgrades connections through the router to a
+// line echo protocol, as a WebSocket client would. While the tunnel is open
+// it stays tracked with its session: logout or the delete of its
+// certificate closes it. Its end, whoever closes it, releases the tracking.
+func TestUpgradedConnections(t *testing.T) {
+	e, admin := startController(t, servertest.Options{})
+	e.CreateIdentity(t, admin, "alice", "User", "alice-password")
+	r := startRouter(t, e, controllerSetup(e))
+
+	for _, tc := range []struct {
+		name string
+		end  func(t *testing.T, a *servertest.Session, cert *servertest.Issued, tn *tunnel)
+		// byRouter says the router must close the tunnel; otherwise the
+		// client does.
+		byRouter bool
+	}{
+		{"logout", func(t *testing.T, a *servertest.Session, _ *servertest.Issued, _ *tunnel) {
+			logout(t, e, a)
+		}, true},
+		{"certificate deleted", func(t *testing.T, a *servertest.Session, c *servertest.Issued,
+			_ *tunnel) {
+			params := &current_api_session.DeleteCurrentAPISessionCertificateParams{ID: c.ID}
+			if _, err := e.Client(nil).CurrentAPISession.DeleteCurrentAPISessionCertificate(
+				params, a.Auth); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"client closes", func(_ *testing.T, _ *servertest.Session, _ *servertest.Issued,
+			tn *tunnel) {
+			_ = tn.conn.Close()
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := e.Login(t, "alice", "alice-password")
+			cert := e.IssueCertificate(t, a)
+			tn := r.upgrade(t, &cert.TLSCert, a.Token)
+			if n := r.gate.Stats().TrackedConnections; n != 1 {
+				t.Errorf("%d connections tracked with the tunnel open, want 1", n)
+			}
+
+			tc.end(t, a, cert, tn)
+			if tc.byRouter {
+				tn.waitClosed(t, "after "+tc.name)
+			}
+			r.waitTracked(t, 0, "after the tunnel ended")
+		})
+	}
+}
+
 // TestExpiryClosesConnections lets A's session expire at the controller:
 // the sweep's removal event cuts A's open connection and A is refused.
 func TestExpiryClosesConnections(t *testing.T) {
