@@ -148,7 +148,8 @@ func (a *app) commands() []command {
 		{name: "login", short: "log in and keep the session token", data: &loginCmd{app: a},
 			long: "Log in with a password (default), a client certificate (--method cert) or " +
 				"an external JWT (--method ext-jwt). The password comes from --password, " +
-				"SESSIONCERT_PASSWORD, --password-file or, on a terminal, a prompt."},
+				"--password-file, SESSIONCERT_PASSWORD or, on a terminal, a prompt; the " +
+				"JWT likewise from --jwt, --jwt-file or SESSIONCERT_JWT."},
 		{name: "logout", short: "end the session and forget its token", data: &logoutCmd{app: a}},
 		{name: "whoami", short: "show the current session", data: &whoamiCmd{app: a}},
 		{name: "version", short: "show the controller's version", data: &versionCmd{app: a}},

@@ -200,24 +200,40 @@ func TestPasswordPrompt(t *testing.T) {
 	e := servertest.Start(t, servertest.Options{})
 	tests := []struct {
 		name     string
+		loggedIn bool // log in as admin first
 		args     []string
 		answers  []string
 		wantCode int
 		wantErr  string
 	}{
-		{"login", []string{"login", "-u", "admin"}, []string{servertest.AdminPassword}, exitOK, ""},
-		{"wrong password", []string{"login", "-u", "admin"}, []string{"nope"}, exitRefused,
-			"error: INVALID_AUTH: "},
-		{"empty password", []string{"login", "-u", "admin"}, []string{""}, exitUsage,
+		{"login", false, []string{"login", "-u", "admin"}, []string{servertest.AdminPassword},
+			exitOK, ""},
+		{"wrong password", false, []string{"login", "-u", "admin"}, []string{"nope"},
+			exitRefused, "error: INVALID_AUTH: "},
+		{"empty password", false, []string{"login", "-u", "admin"}, []string{""}, exitUsage,
 			"error: the password is empty"},
-		{"new passwords differ", []string{"authenticator", "set-password", "some-id"},
+		{"new passwords differ", true, []string{"authenticator", "set-password", "some-id"},
 			[]string{"one", "two"}, exitUsage, "error: the two new passwords differ"},
-		{"prompt fails", []string{"login", "-u", "admin"}, nil, exitFailed,
+		// Asking twice for a password that cannot be used is a waste of the
+		// user's typing.
+		{"new password when not logged in", false,
+			[]string{"authenticator", "set-password", "some-id"}, nil, exitRefused,
+			"error: not logged in"},
+		{"updb authenticator when not logged in", false,
+			[]string{"authenticator", "create", "--identity", "x", "--username", "u"}, nil,
+			exitRefused, "error: not logged in"},
+		{"prompt fails", false, []string{"login", "-u", "admin"}, nil, exitFailed,
 			"error: no terminal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newInProcess(t, e)
+			if tt.loggedIn {
+				res := p.run("login", "-u", "admin", "-p", servertest.AdminPassword)
+				if res.code != 0 {
+					t.Fatal(res)
+				}
+			}
 			answers := tt.answers
 			p.prompt = func(string) (string, error) {
 				if len(answers) == 0 {

@@ -32,7 +32,7 @@ type authenticatorCreateCmd struct {
 	Identity     string `long:"identity" required:"yes" value-name:"ID"`
 	Method       string `long:"method" default:"updb" choice:"updb" choice:"cert"`
 	Username     string `long:"username" value-name:"NAME"`
-	Password     string `long:"password" env:"SESSIONCERT_NEW_PASSWORD" value-name:"PASSWORD"`
+	Password     string `long:"password" value-name:"PASSWORD"`
 	PasswordFile string `long:"password-file" value-name:"FILE"`
 	CertFile     string `long:"cert-file" value-name:"FILE"`
 }
@@ -42,8 +42,8 @@ func (*authenticatorCreateCmd) optionHelp() map[string]string {
 		"identity": "id of the identity it belongs to",
 		"method":   "kind of credential",
 		"username": "unique username, for updb",
-		"password": "password, for updb (prefer the environment, --password-file or " +
-			"the prompt)",
+		"password": "password, for updb (prefer --password-file, $" + envNewPassword +
+			" or the prompt)",
 		"password-file": "read the password from the first line of FILE",
 		"cert-file":     "client certificate (PEM), for cert",
 	}
@@ -66,17 +66,21 @@ func (c *authenticatorCreateCmd) Execute([]string) error {
 		if c.Username == "" || c.CertFile != "" {
 			return usagef("--method updb takes --username and a password, and no --cert-file")
 		}
+	}
+	// Not logged in is found before anyone types a password twice.
+	auth, err := a.authed()
+	if err != nil {
+		return err
+	}
+	if c.Method != "cert" {
 		pw, err := a.secret(secretSource{what: "password", flag: "--password", value: c.Password,
-			file: c.PasswordFile, fileFlag: "--password-file", confirm: true})
+			file: c.PasswordFile, fileFlag: "--password-file", env: envNewPassword,
+			confirm: true})
 		if err != nil {
 			return err
 		}
 		body.Username = c.Username
 		body.Password = strfmt.Password(pw)
-	}
-	auth, err := a.authed()
-	if err != nil {
-		return err
 	}
 	ctx, cancel := a.context()
 	defer cancel()
@@ -180,7 +184,7 @@ func (c *authenticatorDeleteCmd) Execute([]string) error {
 type authenticatorSetPasswordCmd struct {
 	app *app
 
-	Password     string `long:"password" env:"SESSIONCERT_NEW_PASSWORD" value-name:"PASSWORD"`
+	Password     string `long:"password" value-name:"PASSWORD"`
 	PasswordFile string `long:"password-file" value-name:"FILE"`
 	Args         idArg  `positional-args:"yes" required:"yes"`
 }
@@ -188,19 +192,21 @@ type authenticatorSetPasswordCmd struct {
 func (*authenticatorSetPasswordCmd) optionHelp() map[string]string {
 	//nolint:gosec // G101: help text that names where a password comes from
 	return map[string]string{
-		"password":      "the new password (prefer the environment, --password-file or the prompt)",
+		"password": "the new password (prefer --password-file, $" + envNewPassword +
+			" or the prompt)",
 		"password-file": "read the new password from the first line of FILE",
 	}
 }
 
 func (c *authenticatorSetPasswordCmd) Execute([]string) error {
 	a := c.app
-	pw, err := a.secret(secretSource{what: "new password", flag: "--password", value: c.Password,
-		file: c.PasswordFile, fileFlag: "--password-file", confirm: true})
+	// Not logged in is found before anyone types a password twice.
+	auth, err := a.authed()
 	if err != nil {
 		return err
 	}
-	auth, err := a.authed()
+	pw, err := a.secret(secretSource{what: "new password", flag: "--password", value: c.Password,
+		file: c.PasswordFile, fileFlag: "--password-file", env: envNewPassword, confirm: true})
 	if err != nil {
 		return err
 	}

@@ -296,7 +296,11 @@ func TestCLIErrors(t *testing.T) {
 		{"extra argument", loggedIn, []string{"whoami", "extra"}, exitUsage,
 			`error: unexpected argument "extra"`},
 		{"no password and no terminal", c, []string{"login", "-u", "admin"}, exitUsage,
-			"error: no password: use --password, --password-file or a terminal"},
+			"error: no password: use --password, --password-file, $SESSIONCERT_PASSWORD or a " +
+				"terminal"},
+		{"password and password file", c, []string{"login", "-u", "admin", "-p", "x",
+			"--password-file", wrong}, exitUsage,
+			"error: give --password or --password-file, not both"},
 		{"cert login without a certificate", c, []string{"login", "--method", "cert"}, exitUsage,
 			"error: --method cert needs --cert and --key"},
 		{"bad key type", loggedIn, []string{"cert", "create", "--key-type", "dsa"}, exitUsage,

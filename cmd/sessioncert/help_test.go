@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/jessevdk/go-flags"
+
+	"github.com/sessioncert/sessioncert/pkg/server/servertest"
 )
 
 // commandPaths returns the words that name every runnable command, such as
@@ -59,6 +61,47 @@ func TestHelp(t *testing.T) {
 				if option.MatchString(line) && !strings.Contains(line, "--help") {
 					t.Errorf("option without help: %q", line)
 				}
+			}
+		})
+	}
+}
+
+// TestSecretSources checks where login takes the password from: the flag,
+// then the file, then the environment, and that the environment's value
+// never conflicts with a flag given on the command line.
+func TestSecretSources(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	right := passwordFile(t, servertest.AdminPassword)
+	wrong := passwordFile(t, "wrong-password")
+	tests := []struct {
+		name     string
+		env      string // SESSIONCERT_PASSWORD
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"environment", servertest.AdminPassword, nil, exitOK, ""},
+		{"file over environment", "wrong-password", []string{"--password-file", right},
+			exitOK, ""},
+		{"flag over environment", "wrong-password", []string{"-p", servertest.AdminPassword},
+			exitOK, ""},
+		{"the file is used", servertest.AdminPassword, []string{"--password-file", wrong},
+			exitRefused, "error: INVALID_AUTH: "},
+		{"flag and file", "", []string{"-p", servertest.AdminPassword, "--password-file", right},
+			exitUsage, "error: give --password or --password-file, not both"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newInProcess(t, e)
+			if tt.env != "" {
+				t.Setenv(envPassword, tt.env)
+			}
+
+			res := p.run(append([]string{"login", "-u", "admin"}, tt.args...)...)
+
+			if res.code != tt.wantCode || !strings.HasPrefix(res.stderr, tt.wantErr) {
+				t.Errorf("got %s\nwant exit %d and stderr starting %q",
+					res, tt.wantCode, tt.wantErr)
 			}
 		})
 	}

@@ -22,11 +22,11 @@ type loginCmd struct {
 
 	Method       string `long:"method" default:"password" choice:"password" choice:"cert" choice:"ext-jwt"`
 	Username     string `long:"username" short:"u" env:"SESSIONCERT_USERNAME" value-name:"NAME"`
-	Password     string `long:"password" short:"p" env:"SESSIONCERT_PASSWORD" value-name:"PASSWORD"`
+	Password     string `long:"password" short:"p" value-name:"PASSWORD"`
 	PasswordFile string `long:"password-file" value-name:"FILE"`
 	Cert         string `long:"cert" value-name:"FILE"`
 	Key          string `long:"key" value-name:"FILE"`
-	JWT          string `long:"jwt" env:"SESSIONCERT_JWT" value-name:"JWT"`
+	JWT          string `long:"jwt" value-name:"JWT"`
 	JWTFile      string `long:"jwt-file" value-name:"FILE"`
 }
 
@@ -35,11 +35,11 @@ func (*loginCmd) optionHelp() map[string]string {
 		"method":   "how to log in",
 		"username": "username, for --method password",
 		"password": "password; other local users may see it in the process list, so prefer " +
-			"the environment, --password-file or the prompt",
+			"--password-file, $" + envPassword + " or the prompt",
 		"password-file": "read the password from the first line of FILE",
 		"cert":          "client certificate (PEM), for --method cert",
 		"key":           "private key of --cert (PEM)",
-		"jwt":           "external JWT, for --method ext-jwt",
+		"jwt":           "external JWT, for --method ext-jwt (or $" + envJWT + ")",
 		"jwt-file":      "read the external JWT from the first line of FILE",
 	}
 }
@@ -97,7 +97,7 @@ func (l *loginCmd) credentials() (sdk.Credentials, error) {
 		return sdk.Cert{Certificate: cert, RootCAs: a.roots}, nil
 	case sdk.MethodExtJWT:
 		jwt, err := a.secret(secretSource{what: "JWT", flag: "--jwt", value: l.JWT,
-			file: l.JWTFile, fileFlag: "--jwt-file"})
+			file: l.JWTFile, fileFlag: "--jwt-file", env: envJWT})
 		if err != nil {
 			return nil, err
 		}
@@ -107,7 +107,7 @@ func (l *loginCmd) credentials() (sdk.Credentials, error) {
 			return nil, usagef("--method password needs --username")
 		}
 		pw, err := a.secret(secretSource{what: "password", flag: "--password", value: l.Password,
-			file: l.PasswordFile, fileFlag: "--password-file"})
+			file: l.PasswordFile, fileFlag: "--password-file", env: envPassword})
 		if err != nil {
 			return nil, err
 		}

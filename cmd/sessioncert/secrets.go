@@ -6,20 +6,31 @@ import (
 	"os"
 )
 
-// secretSource is where a command finds a secret: the flag (or its
-// environment variable), a file, or a prompt on the terminal.
+// Environment variables that give a secret when neither its flag nor its
+// file flag does.
+const (
+	envPassword    = "SESSIONCERT_PASSWORD"
+	envJWT         = "SESSIONCERT_JWT"
+	envNewPassword = "SESSIONCERT_NEW_PASSWORD" //nolint:gosec // G101: a variable's name, no secret
+)
+
+// secretSource is where a command finds a secret: its flag, its file flag,
+// an environment variable or a prompt on the terminal, in that order. The
+// variable is read here rather than by go-flags, which would make it the
+// flag's value and so a conflict with the file flag.
 type secretSource struct {
 	what     string // "password", "JWT"
 	flag     string // its flag, for messages
 	value    string
 	file     string
 	fileFlag string
-	confirm  bool // prompt twice, for a new secret
+	env      string // the environment variable
+	confirm  bool   // prompt twice, for a new secret
 }
 
 // secret returns the secret from the first source that has it. It is a
-// usage error to give both the value and the file, or neither when there
-// is no terminal to prompt on.
+// usage error to give both flags, or none of the sources when there is no
+// terminal to prompt on.
 func (a *app) secret(s secretSource) (string, error) {
 	switch {
 	case s.value != "" && s.file != "":
@@ -28,8 +39,11 @@ func (a *app) secret(s secretSource) (string, error) {
 		return s.value, nil
 	case s.file != "":
 		return readSecretFile(s.file, s.what)
+	case os.Getenv(s.env) != "":
+		return os.Getenv(s.env), nil
 	case a.io.prompt == nil:
-		return "", usagef("no %s: use %s, %s or a terminal", s.what, s.flag, s.fileFlag)
+		return "", usagef("no %s: use %s, %s, $%s or a terminal", s.what, s.flag, s.fileFlag,
+			s.env)
 	}
 	v, err := a.io.prompt(upperFirst(s.what) + ": ")
 	if err != nil {
