@@ -101,7 +101,8 @@ func (d *redialer) restore(target string) {
 
 // upstream is the service behind the router: /stream answers one line and
 // then holds the response open until the client goes; /upgrade switches to
-// a line echo protocol; any other path echoes what the router forwarded.
+// a line echo protocol; /headers answers every header it received; any
+// other path echoes what the router forwarded.
 type upstream struct {
 	srv  *httptest.Server
 	stop chan struct{}
@@ -120,6 +121,10 @@ func startUpstream(t *testing.T) *upstream {
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/upgrade" {
 			serveUpgrade(w, r)
+			return
+		}
+		if r.URL.Path == "/headers" {
+			_ = json.NewEncoder(w).Encode(r.Header)
 			return
 		}
 		if r.URL.Path == "/stream" {

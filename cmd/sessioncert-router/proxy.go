@@ -29,6 +29,14 @@ const (
 	ownPrefix = "X-Sessioncert-"
 )
 
+// Headers by which proxies tell the upstream who the client is and how it
+// connected. A client's own are dropped, whatever the reverse proxy does
+// with some of them already, and the router sets X-Forwarded-For, -Host and
+// -Proto itself.
+const forwardedPrefix = "X-Forwarded-"
+
+var forwardingHeaders = []string{"Forwarded", "X-Real-Ip"}
+
 // Codes of the router's own error replies.
 const (
 	codeSessionMismatch       = "CONNECTION_BOUND_TO_ANOTHER_SESSION"
@@ -89,12 +97,17 @@ func newProxy(g *gate.Gate, upstream *url.URL, log *slog.Logger) *proxy {
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
-			pr.SetXForwarded()
 			for name := range pr.Out.Header {
-				if strings.HasPrefix(http.CanonicalHeaderKey(name), ownPrefix) {
+				canonical := http.CanonicalHeaderKey(name)
+				if strings.HasPrefix(canonical, ownPrefix) ||
+					strings.HasPrefix(canonical, forwardedPrefix) {
 					pr.Out.Header.Del(name)
 				}
 			}
+			for _, name := range forwardingHeaders {
+				pr.Out.Header.Del(name)
+			}
+			pr.SetXForwarded()
 			// The token is a bearer secret of the client's session; the
 			// upstream has no use for it and must not be able to replay it.
 			pr.Out.Header.Del(tokenHeader)

@@ -82,6 +82,54 @@ func TestAdmissionRules(t *testing.T) {
 	}
 }
 
+// TestForwardingHeadersAreTheRouters sends the headers by which proxies
+// name the client, with made-up values: the upstream receives none of the
+// client's, only those the router sets from the connection, so that it can
+// trust them.
+func TestForwardingHeadersAreTheRouters(t *testing.T) {
+	e, admin := startController(t, servertest.Options{})
+	e.CreateIdentity(t, admin, "alice", "User", "alice-password")
+	a := e.Login(t, "alice", "alice-password")
+	certA := e.IssueCertificate(t, a).TLSCert
+	r := startRouter(t, e, controllerSetup(e))
+
+	for _, tc := range []struct {
+		header, sent, want string // want "": not forwarded
+	}{
+		{"Forwarded", "for=203.0.113.9;proto=https", ""},
+		{"X-Forwarded-For", "203.0.113.9", "127.0.0.1"},
+		{"X-Forwarded-Host", "admin.example", r.addr},
+		{"X-Forwarded-Proto", "http", "https"},
+		{"X-Forwarded-Client-Cert", "Hash=0;Subject=\"CN=admin\"", ""},
+		{"X-Forwarded-Port", "80", ""},
+		{"X-Real-Ip", "203.0.113.9", ""},
+	} {
+		t.Run(tc.header, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, r.url+"/headers", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set(tokenHeader, a.Token)
+			req.Header.Set(tc.header, tc.sent)
+			c := r.client(&certA, false)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = resp.Body.Close() }()
+			var got http.Header
+			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil ||
+				resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d, %v", resp.StatusCode, err)
+			}
+			if v := got.Values(tc.header); (tc.want == "" && len(v) > 0) ||
+				(tc.want != "" && (len(v) != 1 || v[0] != tc.want)) {
+				t.Errorf("upstream got %s %q, want %q", tc.header, v, tc.want)
+			}
+		})
+	}
+}
+
 // TestCertificateDeleteRefusedAtOnce deletes one of A's certificates: it is
 // refused within the event latency and its open connection is closed, while
 // A and its other certificate live on.
