@@ -88,8 +88,9 @@ func describeAPIError(ae *sdk.APIError) string {
 	return msg
 }
 
-// oneLine keeps text, some of which comes from the controller, on one line.
+// oneLine keeps text, some of which comes from the controller, on one line
+// and free of control characters.
 func oneLine(s string) string {
 	breaks := func(r rune) bool { return r == '\n' || r == '\r' }
-	return strings.Join(strings.FieldsFunc(s, breaks), " ")
+	return printable(strings.Join(strings.FieldsFunc(s, breaks), " "))
 }

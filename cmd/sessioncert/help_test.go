@@ -106,3 +106,43 @@ func TestSecretSources(t *testing.T) {
 		})
 	}
 }
+
+// TestControlCharacters creates an identity whose name carries terminal
+// escape sequences: tables, details and messages show it without them.
+func TestControlCharacters(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	p := newInProcess(t, e)
+	if res := p.run("login", "-u", "admin", "-p", servertest.AdminPassword); res.code != 0 {
+		t.Fatal(res)
+	}
+	const name = "mallory\x1b[2J\x1b]0;owned\x07\u009b31m"
+	res := p.run("--json", "identity", "create", name)
+	if res.code != 0 {
+		t.Fatal(res)
+	}
+	id := regexp.MustCompile(`"id": "([^"]+)"`).FindStringSubmatch(res.stdout)
+	if id == nil {
+		t.Fatalf("no id in %q", res.stdout)
+	}
+
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"table", []string{"identity", "list"}},
+		{"detail", []string{"identity", "show", id[1]}},
+		{"error", []string{"identity", "show", "no-such-id\x1b[31m"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := p.run(tt.args...)
+			for _, out := range []string{res.stdout, res.stderr} {
+				if strings.ContainsAny(out, "\x1b\x07\u009b") {
+					t.Errorf("output holds control characters: %q", out)
+				}
+			}
+		})
+	}
+	if res := p.run("identity", "list"); !strings.Contains(res.stdout, "mallory\uFFFD[2J") {
+		t.Errorf("the name is not shown with its escapes replaced:\n%s", res.stdout)
+	}
+}

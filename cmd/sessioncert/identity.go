@@ -65,7 +65,7 @@ func (c *identityCreateCmd) Execute([]string) error {
 // emitCreated prints the reply of a create: the new entity's id.
 func (a *app) emitCreated(what string, d *models.CreatedRef) error {
 	return a.emit(d, func(w io.Writer) {
-		_, _ = fmt.Fprintf(w, "Created %s %s.\n", what, str(d.ID))
+		_, _ = fmt.Fprintf(w, "Created %s %s.\n", what, printable(str(d.ID)))
 	})
 }
 

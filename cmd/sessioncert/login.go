@@ -152,10 +152,11 @@ func (l *logoutCmd) Execute([]string) error {
 	return a.emit(data, func(w io.Writer) {
 		if ended {
 			_, _ = fmt.Fprintf(w, "The session of %s had already ended; forgot its token.\n",
-				saved.IdentityName)
+				printable(saved.IdentityName))
 			return
 		}
-		_, _ = fmt.Fprintf(w, "Logged %s out of %s.\n", saved.IdentityName, saved.Controller)
+		_, _ = fmt.Fprintf(w, "Logged %s out of %s.\n", printable(saved.IdentityName),
+			saved.Controller)
 	})
 }
 

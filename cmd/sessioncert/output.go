@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/go-openapi/strfmt"
 
@@ -41,15 +42,26 @@ func field(w io.Writer, name, value string) {
 	_, _ = fmt.Fprintf(w, "%s:\t%s\n", name, cell(value))
 }
 
-// cell keeps a value from the controller from breaking the table: no tabs
-// or line breaks, and "-" for nothing.
+// cell keeps a value from the controller from breaking the table or the
+// terminal: "-" for nothing, and no control characters (see printable).
 func cell(s string) string {
 	if s == "" {
 		return "-"
 	}
+	return printable(s)
+}
+
+// printable returns s with tabs and line breaks as spaces and every other
+// control character as U+FFFD. Names and messages come from the controller
+// and, through it, from whoever created the entity; an escape sequence in
+// one must not move the cursor or rewrite what the terminal shows.
+func printable(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == '\t' || r == '\n' || r == '\r' {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
 			return ' '
+		case unicode.IsControl(r):
+			return unicode.ReplacementChar
 		}
 		return r
 	}, s)
