@@ -26,9 +26,11 @@ import (
 
 // other holds the flags that are not server settings.
 type other struct {
-	Config  string `long:"config" env:"SESSIONCERT_CONFIG" description:"YAML (.yaml, .yml) or INI file of settings; flags and environment override it"`
+	Config  string `long:"config" env:"SESSIONCERT_CONFIG"`
 	Version bool   `long:"version" description:"print the version, revision and build date, and exit"`
 }
+
+const configHelp = "YAML (.yaml, .yml) or INI file of settings; flags and environment override it"
 
 func main() {
 	os.Exit(run())
@@ -46,6 +48,12 @@ func run() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	p.FindOptionByLongName("config").Description = configHelp
+	// --version answers whatever else is wrong, a broken --config included.
+	if versionArg(os.Args[1:]) {
+		printVersion()
+		return 0
+	}
 	if path := server.ConfigFileArg(os.Args[1:]); path != "" {
 		if err := server.ApplyConfigFile(p, path); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -60,8 +68,7 @@ func run() int {
 		return 2
 	}
 	if more.Version {
-		fmt.Printf("sessioncert-server %s (revision %s, built %s)\n",
-			version.Version, version.Revision, version.BuildDate)
+		printVersion()
 		return 0
 	}
 
@@ -94,6 +101,25 @@ func run() int {
 	}
 	log.Info("stopped")
 	return code
+}
+
+// versionArg reports whether the command line asks for --version before
+// any "--".
+func versionArg(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--version":
+			return true
+		}
+	}
+	return false
+}
+
+func printVersion() {
+	fmt.Printf("sessioncert-server %s (revision %s, built %s)\n",
+		version.Version, version.Revision, version.BuildDate)
 }
 
 func newLogger(c server.LogConfig) *slog.Logger {

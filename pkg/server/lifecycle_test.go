@@ -3,8 +3,11 @@ package server_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,8 +17,10 @@ import (
 	"time"
 
 	"github.com/sessioncert/sessioncert/client/current_api_session"
+	"github.com/sessioncert/sessioncert/client/router"
 	"github.com/sessioncert/sessioncert/models"
 	"github.com/sessioncert/sessioncert/pkg/audit"
+	"github.com/sessioncert/sessioncert/pkg/handlers"
 	"github.com/sessioncert/sessioncert/pkg/server"
 	"github.com/sessioncert/sessioncert/pkg/server/servertest"
 	"github.com/sessioncert/sessioncert/pkg/store"
@@ -249,5 +254,201 @@ func TestShutdownPastTheTimeout(t *testing.T) {
 		strings.Count(string(data), `"type":"`+audit.TypeCertificateDeleted+`"`)
 	if stored != audited {
 		t.Errorf("%d certificates stored, %d audited as issued", stored, audited)
+	}
+}
+
+// versionFlags builds the server as the Makefile does, with a version,
+// revision and build date of the test's choosing.
+var versionFlags = []string{"-ldflags", "-X github.com/sessioncert/sessioncert/pkg/version.Version=v9.8.7 " +
+	"-X github.com/sessioncert/sessioncert/pkg/version.Revision=0123abcd " +
+	"-X github.com/sessioncert/sessioncert/pkg/version.BuildDate=2026-01-02T03:04:05Z"}
+
+// TestVersionFlag runs sessioncert-server --version: it prints the version,
+// revision and build date set at build time and exits 0, whatever else is
+// wrong with the command line or the configuration file.
+func TestVersionFlag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the server binary")
+	}
+	bin := servertest.Build(t, "./cmd/sessioncert-server", versionFlags...)
+	dir := t.TempDir()
+	unknownKey := filepath.Join(dir, "unknown.yaml")
+	badValue := filepath.Join(dir, "bad.ini")
+	for path, content := range map[string]string{unknownKey: "no-such-setting: 1\n", badValue: "port = many\n"} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const want = "sessioncert-server v9.8.7 (revision 0123abcd, built 2026-01-02T03:04:05Z)\n"
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+	}{
+		{"alone", []string{"--version"}, nil},
+		{"missing config file", []string{"--config", filepath.Join(dir, "absent.yaml"), "--version"}, nil},
+		{"config file with an unknown key", []string{"--version", "--config=" + unknownKey}, nil},
+		{"config file with a bad value", []string{"--config", badValue, "--version"}, nil},
+		{"config file from the environment", []string{"--version"}, []string{"SESSIONCERT_CONFIG=" + unknownKey}},
+		{"bad flag beside it", []string{"--port", "many", "--version"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tc.args...)
+			cmd.Env = append(os.Environ(), tc.env...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%v: %v\n%s", tc.args, err, stderr.String())
+			}
+			if string(out) != want {
+				t.Errorf("printed %q, want %q", out, want)
+			}
+		})
+	}
+}
+
+// syncBuffer is a log destination that tests read while the server writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestStartupLogLine reads the one line the server logs when it starts
+// serving: version, listen address, the docs and metrics URLs, the store,
+// and the CA's subject and expiry, with metrics on the API listener or on
+// their own.
+func TestStartupLogLine(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		metricsAddr string
+	}{
+		{"metrics on the API listener", ""},
+		{"metrics on their own address", "127.0.0.1:0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs syncBuffer
+			e := servertest.Start(t, servertest.Options{
+				Logger:  slog.New(slog.NewJSONHandler(&logs, nil)),
+				Version: handlers.VersionInfo{Version: "v9.8.7", Revision: "0123abcd"},
+				Config:  func(c *server.Config) { c.Ops.MetricsAddr = tc.metricsAddr },
+			})
+			// The API serves only once the line is written.
+			if status, _ := get(t, e, "/edge/client/v1/version"); status != http.StatusOK {
+				t.Fatalf("version: %d", status)
+			}
+			var line map[string]any
+			for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				var rec map[string]any
+				if err := jsonUnmarshal([]byte(l), &rec); err != nil {
+					t.Fatalf("log line is not JSON: %s", l)
+				}
+				if rec["msg"] == "serving" {
+					if line != nil {
+						t.Error("more than one start-up line")
+					}
+					line = rec
+				}
+			}
+			if line == nil {
+				t.Fatalf("no start-up line in:\n%s", logs.String())
+			}
+			ca := e.Server.CA().Certificate()
+			metrics, _ := line["metrics"].(string)
+			for key, want := range map[string]string{
+				"version":    "v9.8.7",
+				"listen":     e.Host,
+				"url":        e.URL,
+				"docs":       e.URL + "/docs",
+				"store":      "bolt " + filepath.Join(e.DataDir, "sessioncert.db"),
+				"ca":         ca.Subject.String(),
+				"caNotAfter": ca.NotAfter.UTC().Format(time.RFC3339),
+			} {
+				got, _ := line[key].(string)
+				if key == "caNotAfter" {
+					if at, err := time.Parse(time.RFC3339Nano, got); err == nil {
+						got = at.UTC().Format(time.RFC3339)
+					}
+				}
+				if got != want {
+					t.Errorf("%s = %q, want %q", key, got, want)
+				}
+			}
+			wantMetrics := e.URL + "/metrics"
+			if tc.metricsAddr != "" {
+				wantMetrics = "http://127.0.0.1:"
+			}
+			if !strings.HasPrefix(metrics, wantMetrics) || !strings.HasSuffix(metrics, "/metrics") {
+				t.Errorf("metrics = %q, want %s...", metrics, wantMetrics)
+			}
+			// The URL in the line is where the metrics are.
+			resp, err := e.HTTP.Get(metrics)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("GET %s: %s", metrics, resp.Status)
+			}
+		})
+	}
+}
+
+// TestSIGTERMReleasesLongPolls sends SIGTERM while a router waits in a
+// long poll that would outlast the shutdown timeout: the poll is answered
+// at once, empty, and the server exits cleanly instead of running into the
+// timeout.
+func TestSIGTERMReleasesLongPolls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	p := servertest.StartProcess(t, "", "--shutdown-timeout", "20s")
+	e := p.Env()
+	admin := e.Admin(t)
+	e.CreateIdentity(t, admin, "edge1", "Router", "router-password")
+	r := e.Login(t, "edge1", "router-password")
+	c := e.Client(nil)
+	start, err := c.Router.ListEvents(&router.ListEventsParams{}, r.Auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		ok  *router.ListEventsOK
+		err error
+	}
+	polled := make(chan result, 1)
+	go func() {
+		wait := int64(60) // longer than the shutdown timeout
+		ok, err := c.Router.ListEvents(&router.ListEventsParams{After: start.Payload.Meta.Cursor, Wait: &wait},
+			r.Auth)
+		polled <- result{ok, err}
+	}()
+	waitForGauge(t, e, "sessioncert_event_waiters", 1)
+	p.Signal(t, syscall.SIGTERM)
+
+	res := <-polled
+	if res.err != nil {
+		t.Fatalf("the long poll was not answered: %v", res.err)
+	}
+	if n := len(res.ok.Payload.Data); n != 0 {
+		t.Errorf("the released poll has %d events, want none", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := p.Wait(ctx); err != nil {
+		t.Errorf("server exit: %v\n%s", err, p.Logs())
 	}
 }

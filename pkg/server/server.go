@@ -407,15 +407,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// Every listener is open before the start-up line, and the API serves
+	// only after it: a client that got a reply knows the line was written.
 	errc := make(chan error, 2)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
-
 	metricsURL := "https://" + ln.Addr().String() + "/metrics"
 	var metricsSrv *http.Server
 	if addr := s.cfg.Ops.MetricsAddr; addr != "" {
 		mln, err := net.Listen("tcp", addr)
 		if err != nil {
-			_ = srv.Close()
+			_ = ln.Close()
 			return fmt.Errorf("server: metrics listener: %w", err)
 		}
 		metricsURL = "http://" + mln.Addr().String() + "/metrics"
@@ -428,7 +428,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if addr := s.cfg.Ops.PprofAddr; addr != "" {
 		pln, err := net.Listen("tcp", addr)
 		if err != nil {
-			_ = srv.Close()
+			_ = ln.Close()
+			if metricsSrv != nil {
+				_ = metricsSrv.Close()
+			}
 			return fmt.Errorf("server: pprof listener: %w", err)
 		}
 		mux := http.NewServeMux()
@@ -437,10 +440,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		pprofSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = pprofSrv.Serve(pln) }()
 		defer func() { _ = pprofSrv.Close() }()
-		s.log.Warn("serving the profiler", slog.String("url", "http://"+pln.Addr().String()+"/debug/pprof/"))
+		s.log.Warn("serving the profiler",
+			slog.String("url", "http://"+pln.Addr().String()+"/debug/pprof/"))
 	}
 
 	s.log.Info("serving",
+		slog.String("listen", ln.Addr().String()),
 		slog.String("url", "https://"+ln.Addr().String()),
 		slog.String("docs", "https://"+ln.Addr().String()+"/docs"),
 		slog.String("metrics", metricsURL),
@@ -448,6 +453,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		slog.String("store", s.storeName),
 		slog.String("ca", s.ca.Certificate().Subject.String()),
 		slog.Time("caNotAfter", s.ca.NotAfter()))
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 
 	select {
 	case err := <-errc:

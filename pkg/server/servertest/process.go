@@ -23,13 +23,15 @@ var (
 )
 
 // Build compiles the command at pkg (e.g. "./cmd/sessioncert-server",
-// relative to the module root) once per test process and returns the path
-// of the binary.
-func Build(t testing.TB, pkg string) string {
+// relative to the module root), with buildArgs added to go build (such as
+// "-ldflags", "-X ..."), once per test process for each pkg and buildArgs,
+// and returns the path of the binary.
+func Build(t testing.TB, pkg string, buildArgs ...string) string {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if path, ok := built[pkg]; ok {
+	key := strings.Join(append([]string{pkg}, buildArgs...), "\x00")
+	if path, ok := built[key]; ok {
 		return path
 	}
 	dir, err := os.MkdirTemp("", "sessioncert-build-")
@@ -37,12 +39,13 @@ func Build(t testing.TB, pkg string) string {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	args := append(append([]string{"build", "-o", out}, buildArgs...), pkg)
+	cmd := exec.Command("go", args...)
 	cmd.Dir = moduleRoot(t)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
-	built[pkg] = out
+	built[key] = out
 	return out
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sessioncert/sessioncert/client"
 	"github.com/sessioncert/sessioncert/pkg/auth"
+	"github.com/sessioncert/sessioncert/pkg/handlers"
 	"github.com/sessioncert/sessioncert/pkg/server"
 	"github.com/sessioncert/sessioncert/pkg/store"
 )
@@ -89,6 +90,9 @@ type Options struct {
 
 	// WrapStore wraps the server's store, to inject faults under it.
 	WrapStore func(store.Store) store.Store
+
+	// Version is the build the server reports.
+	Version handlers.VersionInfo
 }
 
 // Env is a running server and the means to talk to it.
@@ -145,6 +149,7 @@ func Start(t testing.TB, o Options) *Env {
 		AdminPassword: AdminPassword,
 		JWKSClient:    o.JWKSClient,
 		WrapStore:     o.WrapStore,
+		Version:       o.Version,
 	})
 	if err != nil {
 		t.Fatalf("start server: %v", err)
