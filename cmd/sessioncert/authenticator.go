@@ -115,7 +115,10 @@ func (c *authenticatorListCmd) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	data := res.Payload.Data
+	data, err := items(res.Payload.Data)
+	if err != nil {
+		return err
+	}
 	if err := a.emit(data, func(w io.Writer) {
 		row(w, "ID", "METHOD", "IDENTITY ID", "USERNAME", "FINGERPRINT")
 		for _, d := range data {
@@ -147,7 +150,10 @@ func (c *authenticatorShowCmd) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	d := res.Payload.Data
+	d, err := present(res.Payload.Data)
+	if err != nil {
+		return err
+	}
 	return a.emit(d, func(w io.Writer) {
 		field(w, "ID", str(d.ID))
 		field(w, "Method", str(d.Method))

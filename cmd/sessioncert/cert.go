@@ -117,7 +117,10 @@ func (c *certCreateCmd) Execute([]string) error {
 	}
 
 	// Check what came back before writing anything.
-	d := res.Payload.Data
+	d, err := present(res.Payload.Data)
+	if err != nil {
+		return err
+	}
 	cert, err := sdk.ParseChain(str(d.Certificate), key)
 	if err != nil {
 		return err
@@ -183,7 +186,10 @@ func (c *certListCmd) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	data := res.Payload.Data
+	data, err := items(res.Payload.Data)
+	if err != nil {
+		return err
+	}
 	if err := a.emit(data, func(w io.Writer) {
 		row(w, "ID", "FINGERPRINT", "VALID FROM", "VALID TO")
 		for _, d := range data {
@@ -217,7 +223,10 @@ func (c *certShowCmd) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	d := res.Payload.Data
+	d, err := present(res.Payload.Data)
+	if err != nil {
+		return err
+	}
 	if c.PEM && !a.opts.JSON {
 		_, err := io.WriteString(a.io.out, str(d.Certificate))
 		return err

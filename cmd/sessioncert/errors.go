@@ -45,6 +45,11 @@ func describe(err error) (string, int) {
 		return err.Error(), exitRefused
 	}
 	if ae, ok := sdk.AsAPIError(err); ok {
+		// Without the contract's error envelope the reply is no refusal by
+		// a controller: a proxy's page, or a server that is not one.
+		if ae.Code == "" {
+			return describeAPIError(ae), exitFailed
+		}
 		return describeAPIError(ae), exitRefused
 	}
 
@@ -68,8 +73,8 @@ func describe(err error) (string, int) {
 
 func describeAPIError(ae *sdk.APIError) string {
 	if ae.Code == "" {
-		return fmt.Sprintf("the controller answered with status %d and no error details",
-			ae.Status)
+		return fmt.Sprintf("unexpected reply with status %d and no error details "+
+			"(is --controller a sessioncert controller?)", ae.Status)
 	}
 	msg := ae.Code + ": " + ae.Message
 	if c := ae.Cause; c != nil {

@@ -3,7 +3,12 @@ package main
 import (
 	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"path"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -144,5 +149,54 @@ func TestControlCharacters(t *testing.T) {
 	}
 	if res := p.run("identity", "list"); !strings.Contains(res.stdout, "mallory\uFFFD[2J") {
 		t.Errorf("the name is not shown with its escapes replaced:\n%s", res.stdout)
+	}
+}
+
+// TestNotAController points the CLI at an HTTPS server that answers every
+// request 200 without the data a controller sends: each command fails with
+// one line and exit status 3, rather than crashing or claiming a refusal.
+func TestNotAController(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		lists := []string{"certificates", "identities", "api-sessions"}
+		if r.Method == http.MethodGet && slices.Contains(lists, path.Base(r.URL.Path)) {
+			_, _ = io.WriteString(w, `{"data":[null],"meta":{}}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	writePEM(t, caFile, "CERTIFICATE", srv.Certificate().Raw, 0o644)
+	t.Setenv("SESSIONCERT_CONTROLLER", srv.URL)
+	t.Setenv("SESSIONCERT_CA", caFile)
+	t.Setenv("SESSIONCERT_CONFIG_DIR", filepath.Join(dir, "config"))
+	a := &app{opts: globalOptions{ConfigDir: filepath.Join(dir, "config")}}
+	if err := a.saveSession(&savedSession{Controller: srv.URL, Token: "t"}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, args := range [][]string{
+		{"version"},
+		{"whoami"},
+		{"cert", "create", "-o", t.TempDir()},
+		{"cert", "show", "x"},
+		{"cert", "list"},
+		{"identity", "create", "x"},
+		{"identity", "show", "x"},
+		{"identity", "list"},
+		{"session", "list"},
+		{"login", "-u", "a", "-p", "b"},
+	} {
+		t.Run(strings.Join(args[:min(2, len(args))], " "), func(t *testing.T) {
+			var out, errOut strings.Builder
+			code := run(context.Background(), args, streams{out: &out, err: &errOut})
+			if code != exitFailed || strings.Count(errOut.String(), "\n") != 1 ||
+				!strings.HasPrefix(errOut.String(), "error: ") {
+				t.Errorf("exit %d, stderr %q, stdout %q; want exit %d and one error line",
+					code, errOut.String(), out.String(), exitFailed)
+			}
+		})
 	}
 }

@@ -64,6 +64,9 @@ func (c *identityCreateCmd) Execute([]string) error {
 
 // emitCreated prints the reply of a create: the new entity's id.
 func (a *app) emitCreated(what string, d *models.CreatedRef) error {
+	if _, err := present(d); err != nil {
+		return err
+	}
 	return a.emit(d, func(w io.Writer) {
 		_, _ = fmt.Fprintf(w, "Created %s %s.\n", what, printable(str(d.ID)))
 	})
@@ -98,7 +101,10 @@ func (c *identityListCmd) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	data := res.Payload.Data
+	data, err := items(res.Payload.Data)
+	if err != nil {
+		return err
+	}
 	if err := a.emit(data, func(w io.Writer) {
 		row(w, "ID", "NAME", "TYPE", "ADMIN", "EXTERNAL ID")
 		for _, d := range data {
@@ -137,7 +143,10 @@ func (c *identityShowCmd) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	d := res.Payload.Data
+	d, err := present(res.Payload.Data)
+	if err != nil {
+		return err
+	}
 	return a.emit(d, func(w io.Writer) {
 		field(w, "ID", str(d.ID))
 		field(w, "Name", str(d.Name))

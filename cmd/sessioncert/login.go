@@ -58,7 +58,10 @@ func (l *loginCmd) Execute([]string) error {
 		return err
 	}
 
-	d := ok.Payload.Data
+	d, err := present(ok.Payload.Data)
+	if err != nil {
+		return err
+	}
 	token := ok.ZtSession
 	if token == "" {
 		token = str(d.Token)
@@ -176,7 +179,11 @@ func (c *whoamiCmd) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	return a.printSession(res.Payload.Data)
+	d, err := present(res.Payload.Data)
+	if err != nil {
+		return err
+	}
+	return a.printSession(d)
 }
 
 // printSession shows the current session, without its token: that stays in
@@ -216,7 +223,10 @@ func (c *versionCmd) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	d := res.Payload.Data
+	d, err := present(res.Payload.Data)
+	if err != nil {
+		return err
+	}
 	return a.emit(d, func(w io.Writer) {
 		field(w, "Controller", a.controllerURL())
 		field(w, "Version", str(d.Version))

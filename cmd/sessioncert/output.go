@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -101,6 +102,29 @@ func (a *app) more(p page, shown int, meta *models.ListMeta) {
 		_, _ = fmt.Fprintf(a.io.err, "showing %d-%d of %d; see more with --offset %d\n",
 			p.Offset+1, next, total, next)
 	}
+}
+
+// errNoData is returned for a success reply without the data the contract
+// promises: the server at --controller is not a sessioncert controller.
+var errNoData = errors.New("the reply has no data: is --controller a sessioncert controller?")
+
+// present returns d, the data of a reply, or errNoData when it is missing.
+func present[T any](d *T) (*T, error) {
+	if d == nil {
+		return nil, errNoData
+	}
+	return d, nil
+}
+
+// items returns the data of a list reply, or errNoData when an item is
+// missing.
+func items[T any](data []*T) ([]*T, error) {
+	for _, d := range data {
+		if d == nil {
+			return nil, errNoData
+		}
+	}
+	return data, nil
 }
 
 func str(p *string) string {

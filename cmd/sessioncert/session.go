@@ -38,7 +38,10 @@ func (c *sessionListCmd) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	data := res.Payload.Data
+	data, err := items(res.Payload.Data)
+	if err != nil {
+		return err
+	}
 	if err := a.emit(data, func(w io.Writer) {
 		row(w, "ID", "IDENTITY", "IP ADDRESS", "CREATED", "EXPIRES")
 		for _, d := range data {
@@ -71,7 +74,10 @@ func (c *sessionShowCmd) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	d := res.Payload.Data
+	d, err := present(res.Payload.Data)
+	if err != nil {
+		return err
+	}
 	return a.emit(d, func(w io.Writer) {
 		field(w, "ID", str(d.ID))
 		field(w, "Identity", identityName(d.Identity))

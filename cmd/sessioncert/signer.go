@@ -116,7 +116,10 @@ func (c *signerListCmd) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	data := res.Payload.Data
+	data, err := items(res.Payload.Data)
+	if err != nil {
+		return err
+	}
 	if err := a.emit(data, func(w io.Writer) {
 		row(w, "ID", "NAME", "ISSUER", "AUDIENCE", "ENABLED")
 		for _, d := range data {
@@ -148,7 +151,10 @@ func (c *signerShowCmd) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	d := res.Payload.Data
+	d, err := present(res.Payload.Data)
+	if err != nil {
+		return err
+	}
 	return a.emit(d, func(w io.Writer) {
 		field(w, "ID", str(d.ID))
 		field(w, "Name", str(d.Name))
