@@ -142,12 +142,32 @@ func (i *Issuer) Issue(ctx context.Context, apiSessionID string, csrPEM []byte) 
 }
 
 // List returns a page of the session's live certificates and their total.
+//
+// The store refuses a session whose stored ExpiresAt has passed. Activity
+// this registry has not written yet may have moved it on; when the registry
+// holds the session live, that activity is written and the store asked
+// once more, so that a session used again just before its expiry lists its
+// certificates just after it too.
 func (i *Issuer) List(ctx context.Context, apiSessionID string, p store.Page) ([]*store.Certificate, int, error) {
-	certs, total, err := i.reg.cfg.Store.ListCertificates(ctx, apiSessionID, i.reg.cfg.Now().UTC(), p)
+	certs, total, err := i.list(ctx, apiSessionID, p)
+	if errors.Is(err, store.ErrNotFound) {
+		if _, gerr := i.reg.Get(ctx, apiSessionID); gerr == nil && i.reg.Flush(ctx) == nil {
+			certs, total, err = i.list(ctx, apiSessionID, p)
+		}
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("session: list certificates: %w", err)
 	}
 	return certs, total, nil
+}
+
+// list asks the store for a page of the session's live certificates.
+func (i *Issuer) list(
+	ctx context.Context,
+	apiSessionID string,
+	p store.Page,
+) ([]*store.Certificate, int, error) {
+	return i.reg.cfg.Store.ListCertificates(ctx, apiSessionID, i.reg.cfg.Now().UTC(), p)
 }
 
 // Get returns one certificate of the session. A certificate of another

@@ -26,6 +26,7 @@ const (
 	MinTimeout           = time.Minute
 	DefaultFlushInterval = 5 * time.Second
 	DefaultSweepInterval = 30 * time.Second
+	DefaultClockSkew     = 5 * time.Second
 	sweepBatch           = 1000
 )
 
@@ -64,7 +65,22 @@ type Config struct {
 	// so that activity seen by another replica, and a change to the identity
 	// made there, reach this one within Revalidate. A cached session that
 	// looks expired is always read again first when Revalidate is set.
+	//
+	// A registry with Revalidate set also sweeps with a margin: another
+	// replica may hold up to FlushInterval of activity it has not written
+	// yet, measured by its own clock, so a session is removed only
+	// FlushInterval plus ClockSkew after its stored ExpiresAt. Requests
+	// still meet the exact expiry: an entry that looks expired is read
+	// again, and refused if the store holds no later activity either.
 	Revalidate time.Duration
+
+	// ClockSkew is how far apart the clocks of the replicas sharing the
+	// store may be; it widens the sweep margin described at Revalidate,
+	// and is ignored without Revalidate. Zero means DefaultClockSkew. The
+	// replicas' clocks must agree within it, and a store that ends idle
+	// sessions by itself as a backstop (the etcd lease, after its slack)
+	// must wait longer than FlushInterval plus ClockSkew past an ExpiresAt.
+	ClockSkew time.Duration
 
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -150,6 +166,9 @@ func New(cfg Config) (*Registry, error) {
 	}
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = DefaultSweepInterval
+	}
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = DefaultClockSkew
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -547,7 +566,10 @@ func (r *Registry) Flush(ctx context.Context) error {
 
 // Sweep flushes pending activity, then removes every expired session with
 // its certificates, recording one event each, and removes certificates past
-// their validity. It returns how many sessions it removed.
+// their validity. It returns how many sessions it removed. With Revalidate
+// set, a session is removed only once its stored ExpiresAt is the sweep
+// margin old (see Config.Revalidate); its event is stamped with that
+// cutoff, a moment at which it had expired on every replica.
 func (r *Registry) Sweep(ctx context.Context) (int, error) {
 	removed, expired, err := r.sweep(ctx)
 	r.lastSweep.Lock()
@@ -566,8 +588,8 @@ func (r *Registry) sweep(ctx context.Context) (removed, expired int, err error) 
 		return 0, 0, err
 	}
 	for {
-		now := r.cfg.Now().UTC()
-		evs, err := r.cfg.Store.DeleteExpiredAPISessions(ctx, now, sweepBatch)
+		cutoff := r.cfg.Now().UTC().Add(-r.sweepMargin())
+		evs, err := r.cfg.Store.DeleteExpiredAPISessions(ctx, cutoff, sweepBatch)
 		if err != nil {
 			return removed, expired, fmt.Errorf("session: sweep: %w", err)
 		}
@@ -592,6 +614,17 @@ func (r *Registry) sweep(ctx context.Context) (removed, expired int, err error) 
 			return removed, expired, nil
 		}
 	}
+}
+
+// sweepMargin is how long after its stored ExpiresAt a session is swept:
+// nothing for the store's only writer, which flushed its activity first;
+// for replicas sharing the store, the activity another replica may not
+// have written yet, as far as its clock may be off.
+func (r *Registry) sweepMargin() time.Duration {
+	if r.cfg.Revalidate <= 0 {
+		return 0
+	}
+	return r.cfg.FlushInterval + r.cfg.ClockSkew
 }
 
 // LastSweep returns when the last successful sweep finished, or the zero

@@ -364,3 +364,72 @@ func TestIdentityChangeKeepsActivity(t *testing.T) {
 		t.Errorf("after the change: %+v, %v; want the session alive with the new name", cur, err)
 	}
 }
+
+// TestSweepLeavesAnotherReplicasActivity shows that a replica sharing the
+// store does not sweep a session the moment its stored expiry passes:
+// another replica may hold activity it has not written yet, up to a flush
+// interval of it. Once the margin has passed with no activity anywhere,
+// the session is swept.
+func TestSweepLeavesAnotherReplicasActivity(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	ctx := context.Background()
+	sweeper := f.newReplica(t, 10*time.Minute, 5*time.Second)
+	busy := f.newReplica(t, 10*time.Minute, 5*time.Second)
+	tok, s, err := sweeper.Create(ctx,
+		session.CreateRequest{Identity: f.identity, AuthMethod: "password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Activity on the busy replica a second before the stored expiry,
+	// not written yet when the stored expiry passes.
+	f.clock.Advance(10*time.Minute - time.Second)
+	if _, err := busy.Resolve(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Second)
+	if n, err := sweeper.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep just past the stored expiry removed %d (%v), want 0", n, err)
+	}
+	if err := busy.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sweeper.Resolve(ctx, tok); err != nil {
+		t.Fatalf("the session kept busy on another replica, on the sweeping one: %v", err)
+	}
+
+	// Idle everywhere for the timeout and the margin: swept.
+	f.clock.Advance(10*time.Minute + session.DefaultFlushInterval + session.DefaultClockSkew)
+	if n, err := sweeper.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep past the margin removed %d (%v), want 1", n, err)
+	}
+	if _, err := f.store.GetAPISession(ctx, s.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the swept session is still stored: %v", err)
+	}
+}
+
+// TestListCertificatesJustAfterStoredExpiry shows that a session used
+// just before its stored expiry lists its certificates just after it, when
+// the activity that moved the expiry is not written yet: the store alone
+// would refuse the session.
+func TestListCertificatesJustAfterStoredExpiry(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	ctx := context.Background()
+	issuer := session.NewIssuer(session.IssuerConfig{Registry: f.reg})
+	tok, s := f.login(t)
+
+	f.clock.Advance(10*time.Minute - time.Second)
+	if _, err := f.reg.Resolve(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Second)
+	if _, total, err := issuer.List(ctx, s.ID, store.Page{Limit: 10}); err != nil || total != 0 {
+		t.Fatalf("List just after the stored expiry: total %d, %v; want 0, nil", total, err)
+	}
+
+	// A session expired here too is refused.
+	f.clock.Advance(10 * time.Minute)
+	if _, _, err := issuer.List(ctx, s.ID, store.Page{Limit: 10}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("List of an expired session: %v, want ErrNotFound", err)
+	}
+}
