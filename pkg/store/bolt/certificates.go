@@ -200,7 +200,7 @@ func (s *Store) FindCertificateByFingerprint(
 // ListCertificates returns the session's certificates whose ValidTo is
 // after now, ordered by CreatedAt (then by id), the page p of them, and how
 // many there are. It returns store.ErrNotFound when the session does not
-// exist.
+// exist or its ExpiresAt is not after now.
 func (s *Store) ListCertificates(
 	ctx context.Context,
 	apiSessionID string,
@@ -212,7 +212,12 @@ func (s *Store) ListCertificates(
 	}
 	var live []*store.Certificate
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		if tx.Bucket(bucketSessions).Get([]byte(apiSessionID)) == nil {
+		sess, err := getSession(tx, apiSessionID)
+		if err != nil {
+			return err
+		}
+		if !sess.ExpiresAt.After(now) {
+			// Expired, and not swept yet: its certificates are no longer its.
 			return notFound("session", apiSessionID)
 		}
 		// A session holds few certificates (the cap sees to that), so they

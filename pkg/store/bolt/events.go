@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math"
 
 	"go.etcd.io/bbolt"
 
@@ -84,10 +83,19 @@ func (s *Store) publish(ap appended) {
 	s.changed = make(chan struct{})
 }
 
+// errAhead is returned, wrapped, for a cursor after the newest event ever
+// appended: no event can follow it, and a follower holding it followed
+// another store, or this file before it was restored from an older copy,
+// and would miss every removal waiting for it.
+func errAhead(after, newest uint64) error {
+	return fmt.Errorf("bolt: events after %d, which is after the newest event %d: %w",
+		after, newest, store.ErrCursorExpired)
+}
+
 // Events returns up to limit events with a cursor greater than after,
 // oldest first. It returns store.ErrCursorExpired when an event after that
-// cursor has been dropped from the history, and an error when limit is not
-// positive.
+// cursor has been dropped from the history or the cursor is after the
+// newest event, and an error when limit is not positive.
 func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]store.Event, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("bolt: event limit %d is not positive", limit)
@@ -97,8 +105,8 @@ func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]store.Ev
 		if after < readUint64(tx.Bucket(bucketMeta), keyEventsDropped) {
 			return fmt.Errorf("bolt: events after %d: %w", after, store.ErrCursorExpired)
 		}
-		if after == math.MaxUint64 {
-			return nil
+		if newest := tx.Bucket(bucketEvents).Sequence(); after > newest {
+			return errAhead(after, newest)
 		}
 		c := tx.Bucket(bucketEvents).Cursor()
 		for k, v := c.Seek(cursorKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
@@ -130,9 +138,13 @@ func (s *Store) EventCursor(ctx context.Context) (uint64, error) {
 // WaitEvents returns nil as soon as an event with a cursor greater than
 // after has been committed, ctx.Err() when ctx is done first, and
 // store.ErrClosed when the store is closed first. It returns
-// store.ErrCursorExpired at once when events after the cursor were dropped.
-// It does not poll: every commit that appends events wakes it.
+// store.ErrCursorExpired at once when events after the cursor were dropped
+// or the cursor is after the newest event. It does not poll: every commit
+// that appends events wakes it.
 func (s *Store) WaitEvents(ctx context.Context, after uint64) error {
+	if err := s.checkAhead(ctx, after); err != nil {
+		return err
+	}
 	for {
 		s.mu.Lock()
 		closed, newest, dropped, changed := s.closed.Load(), s.newest, s.dropped, s.changed
@@ -155,4 +167,23 @@ func (s *Store) WaitEvents(ctx context.Context, after uint64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// checkAhead returns errAhead for a cursor after the newest committed
+// event. The mirror of committed state answers most cursors; one after it
+// may name an event committed a moment ago and not published yet, so the
+// file decides.
+func (s *Store) checkAhead(ctx context.Context, after uint64) error {
+	s.mu.Lock()
+	newest := s.newest
+	s.mu.Unlock()
+	if after <= newest {
+		return nil
+	}
+	return s.view(ctx, func(tx *bbolt.Tx) error {
+		if newest := tx.Bucket(bucketEvents).Sequence(); after > newest {
+			return errAhead(after, newest)
+		}
+		return nil
+	})
 }

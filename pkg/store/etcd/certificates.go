@@ -129,7 +129,6 @@ func (s *Store) CreateCertificate(
 			return err
 		}
 		if tr.Succeeded {
-			s.noteWrite(tr.Header.Revision)
 			return nil
 		}
 
@@ -217,7 +216,7 @@ func (s *Store) FindCertificateByFingerprint(
 // ListCertificates returns the session's certificates whose ValidTo is
 // after now, ordered by CreatedAt (then by id), the page p of them, and how
 // many there are. It returns store.ErrNotFound when the session does not
-// exist.
+// exist or its ExpiresAt is not after now.
 func (s *Store) ListCertificates(
 	ctx context.Context,
 	apiSessionID string,
@@ -234,12 +233,21 @@ func (s *Store) ListCertificates(
 		return nil, 0, notFound("session", apiSessionID)
 	}
 	resp, err := s.read(ctx, "list certificates",
-		clientv3.OpGet(s.k.session(apiSessionID), clientv3.WithCountOnly()),
+		clientv3.OpGet(s.k.session(apiSessionID)),
 		clientv3.OpGet(s.k.sessionCerts(apiSessionID), clientv3.WithPrefix()))
 	if err != nil {
 		return nil, 0, err
 	}
-	if count(resp, 0) == 0 {
+	found := kvs(resp, 0)
+	if len(found) == 0 {
+		return nil, 0, notFound("session", apiSessionID)
+	}
+	var sess sessionRecord
+	if err := decode(found[0].Key, found[0].Value, &sess); err != nil {
+		return nil, 0, err
+	}
+	if !sess.ExpiresAt.After(now) {
+		// Expired, and not swept yet: its certificates are no longer its.
 		return nil, 0, notFound("session", apiSessionID)
 	}
 

@@ -9,10 +9,14 @@
 // identity index entries, its expiry index entry, and every certificate of
 // the session with the certificate's index entries are written with that
 // lease, so when the lease runs out etcd deletes all of them in one revision.
-// Recorded activity renews the lease. The lease is the backstop; the sweeper
-// of the caller (DeleteExpiredAPISessions) normally removes an idle session
-// first, at its exact ExpiresAt, and the slack keeps the lease from firing
-// before it would.
+// Recorded activity renews the lease: every touch of a session that still
+// exists renews it, whether or not that touch moved the stored record, so
+// that a touch retried after its renewal failed renews. The lease is the
+// backstop; the sweeper of the caller (DeleteExpiredAPISessions) normally
+// removes an idle session first, soon after its ExpiresAt, and the slack
+// keeps the lease from firing before it would. The slack must therefore
+// exceed how late a sweeper may run after a session's ExpiresAt: the
+// caller's sweep margin, and the disagreement of the replicas' clocks.
 //
 // # Transactions
 //
@@ -26,24 +30,32 @@
 //
 // # Events
 //
-// The event stream is derived from an etcd watch on the live/ keys below,
-// with previous values. A revision that deletes a session record is one
-// apiSessionRemoved event naming the fingerprints of the certificate
-// records deleted with it; a revision that deletes certificates without
-// their session is one certificateDeleted event. A removal made by a Store
-// writes live/cause in the same transaction, which gives the event its cause
-// and time; a revision without it is a lease expiry: cause expiry, stamped
-// with the session's ExpiresAt. The cursor of an event is the etcd revision
-// of its removal. Each Store keeps the newest Options.EventHistory events
-// in memory, fed by one watch started at Open; a cursor from before Open is
-// served by replaying etcd's history, and is expired when etcd has compacted
-// it or when more than EventHistory events followed it. A replay costs etcd
-// a scan of its history after the cursor, so run etcd with auto-compaction
-// (for example --auto-compaction-mode=periodic
+// The event stream is derived from an etcd watch on the live/ keys below
+// that receives deletions only, each with the value it deleted: creations
+// and activity, which are most writes, never reach the replicas' watches. A
+// revision that deletes a session record is one apiSessionRemoved event
+// naming the fingerprints of the certificate records deleted with it (a
+// fingerprint is part of its record's key); a revision that deletes
+// certificates without their session is one certificateDeleted event. A
+// removal made by a Store writes live/cause in the same transaction; the
+// watch reads that key as of each removal's revision, in one read per
+// batch of revisions, which gives the event its cause and time. A revision
+// without it is a lease expiry: cause expiry, stamped with the session's
+// ExpiresAt. The cursor of an event is the etcd revision of its removal.
+//
+// Each Store keeps the newest Options.EventHistory events in memory, fed by
+// one watch started at Open. A cursor from before Open is served by
+// replaying etcd's history, one replay at a time per Store, and is expired
+// when etcd has compacted it, when it is more than Options.ReplayRevisions
+// revisions before Open, or when more than EventHistory events followed it.
+// A replay costs etcd a scan of its history after the cursor, so run etcd
+// with auto-compaction (for example --auto-compaction-mode=periodic
 // --auto-compaction-retention=1h): the history it keeps is what a Store can
-// replay. A removal no Store made, such as an operator deleting keys by
-// hand, is reported as a lease expiry would be; a certificate deleted that
-// way alone gets cause deleted and a zero At.
+// replay. A cursor after etcd's current revision, which only a follower of
+// another cluster or of a restored one can hold, is expired too. A removal
+// no Store made, such as an operator deleting keys by hand, is reported as
+// a lease expiry would be; a certificate deleted that way alone gets cause
+// deleted and a zero At.
 //
 // EventCursor is the newest revision this Store's watch has processed, not
 // etcd's current revision: a follower that starts there misses nothing,
@@ -56,7 +68,7 @@
 // contain a slash; <ts> is a time as 24 hex digits that sort in time order.
 // Keys marked L carry the lease of their session.
 //
-//	<p>live/opened                      written by Open; its revision is where the watch starts
+//	<p>live/marks/<random>              put and deleted by Open: where its stream starts
 //	<p>live/cause                       JSON cause of the removal in the same revision
 //	<p>live/sessions/<sessionId>        session JSON                                    L
 //	<p>live/certs/<sessionId>/<fp>      certificate JSON, by fingerprint                L
@@ -86,7 +98,9 @@ package etcd
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -129,7 +143,18 @@ const (
 
 	// DefaultMaxTxnOps is etcd's own default of --max-txn-ops.
 	DefaultMaxTxnOps = 128
+
+	// DefaultReplayRevisions is how far before its Open a Store replays
+	// etcd's history for a follower. A million revisions is a few minutes
+	// of a busy cluster (every activity write is a revision), enough for a
+	// follower of a replica that restarted; the replay then reads at most
+	// that many revisions of etcd's history.
+	DefaultReplayRevisions = 1_000_000
 )
+
+// markTTL is the TTL, in seconds, of the key Open puts and deletes again;
+// it only matters when Open fails between the two.
+const markTTL = 60
 
 // revokeQueue is how many lease revocations may wait for the background
 // revoker; beyond it a lease is left to expire by itself.
@@ -171,6 +196,12 @@ type Options struct {
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
 
+	// ReplayRevisions is how many revisions before this Store's Open a
+	// cursor may be and still be replayed from etcd's history; an older
+	// one gets store.ErrCursorExpired at once. Zero or less means
+	// DefaultReplayRevisions.
+	ReplayRevisions int64
+
 	// MaxTxnOps is the most operations the etcd cluster accepts in one
 	// transaction, its --max-txn-ops; it must not be more than the
 	// cluster's. Batches are cut to fit it, and it bounds the certificates
@@ -206,6 +237,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxTxnOps <= 0 {
 		o.MaxTxnOps = DefaultMaxTxnOps
 	}
+	if o.ReplayRevisions <= 0 {
+		o.ReplayRevisions = DefaultReplayRevisions
+	}
 	if o.OnError == nil {
 		o.OnError = func(error) {}
 	}
@@ -225,10 +259,16 @@ type Store struct {
 	opts      Options
 	closed    atomic.Bool
 
-	// wrote is the newest revision at which this Store changed a live/ key.
+	// wrote is the newest revision at which this Store removed live/ keys.
 	// Events and EventCursor wait until the watch has seen it, so that a
 	// caller reads its own removals.
 	wrote atomic.Int64
+
+	// replaying holds a token while a replay of etcd's history runs: one
+	// at a time, and a follower waiting for it is then served from what it
+	// read, or replays only what is still missing.
+	replaying chan struct{}
+	replays   atomic.Int64 // replays run, for tests
 
 	bg      context.Context // ends with Close; bounds the background work
 	stop    context.CancelFunc
@@ -286,28 +326,51 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		bg:        bg,
 		stop:      stop,
 		revokes:   make(chan clientv3.LeaseID, revokeQueue),
+		replaying: make(chan struct{}, 1),
 		ev:        newEventBuffer(opts.EventHistory),
 	}
 
-	// The write gives the stream a starting revision that is this Store's
-	// own: the watch starts right after it, and a replay of older history
-	// knows it has caught up when it reaches it.
-	c, cancel := s.rpc(ctx)
-	resp, err := cli.Put(c, s.k.opened, "")
-	cancel()
+	start, err := s.mark(ctx)
 	if err != nil {
 		stop()
 		if own {
 			_ = cli.Close()
 		}
-		return nil, s.fail(ctx, "open", err)
+		return nil, err
 	}
-	s.ev.start(resp.Header.Revision)
+	s.ev.start(start)
 
 	s.wg.Add(2)
-	go s.watch(resp.Header.Revision + 1)
+	go s.watch(start + 1)
 	go s.revoker()
 	return s, nil
+}
+
+// mark gives the event stream a starting revision that is this Store's
+// own, and returns it: the revision of a deletion, which the watch (that
+// receives deletions only) starts right after, and which a replay of older
+// history is sure to reach, so that it knows it has caught up.
+func (s *Store) mark(ctx context.Context) (int64, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, fmt.Errorf("etcd: open: %w", err)
+	}
+	key := s.k.marks + hex.EncodeToString(b[:])
+
+	c, cancel := s.rpc(ctx)
+	defer cancel()
+	grant, err := s.cli.Grant(c, markTTL)
+	if err != nil {
+		return 0, s.fail(ctx, "open", err)
+	}
+	if _, err := s.cli.Put(c, key, "", clientv3.WithLease(grant.ID)); err != nil {
+		return 0, s.fail(ctx, "open", err)
+	}
+	resp, err := s.cli.Delete(c, key)
+	if err != nil {
+		return 0, s.fail(ctx, "open", err)
+	}
+	return resp.Header.Revision, nil
 }
 
 // Prefix returns the key prefix the store was opened with.
@@ -317,7 +380,7 @@ func (s *Store) Prefix() string { return s.k.p }
 // returns a wrapped store.ErrUnavailable when the cluster cannot answer,
 // and store.ErrClosed after Close.
 func (s *Store) Ping(ctx context.Context) error {
-	_, err := s.get(ctx, "ping", s.k.opened, clientv3.WithCountOnly())
+	_, err := s.get(ctx, "ping", s.k.cause, clientv3.WithCountOnly())
 	return err
 }
 
@@ -409,7 +472,8 @@ func (s *Store) read(
 	return s.txn(ctx, op, nil, ops, nil)
 }
 
-// noteWrite records that this Store changed live/ keys at rev.
+// noteWrite records that this Store removed live/ keys at rev. Only
+// removals are noted: they are what the watch delivers.
 func (s *Store) noteWrite(rev int64) {
 	for {
 		cur := s.wrote.Load()

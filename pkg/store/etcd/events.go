@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sessioncert/sessioncert/pkg/store"
@@ -31,24 +32,24 @@ type change struct {
 	cause    *causeRecord
 }
 
-// classify adds one watched key's change to ch.
-func (s *Store) classify(ch *change, e *clientv3.Event, report func(error)) {
+// classify adds one watched deletion to ch. The watch delivers deletions
+// only; anything else is ignored.
+func (s *Store) classify(ch *change, e *clientv3.Event) {
+	if e.Type != mvccpb.DELETE {
+		return
+	}
 	key := string(e.Kv.Key)
 	switch {
-	case e.Type == mvccpb.PUT && key == s.k.cause:
-		var c causeRecord
-		if err := decode(e.Kv.Key, e.Kv.Value, &c); err != nil {
-			report(err)
-			return
-		}
-		ch.cause = &c
-	case e.Type != mvccpb.DELETE:
 	case strings.HasPrefix(key, s.k.sessions):
 		ch.sessions = append(ch.sessions, deletion{key: e.Kv.Key, prev: prevValue(e.PrevKv)})
 	case strings.HasPrefix(key, s.k.certs):
 		ch.certs = append(ch.certs, deletion{key: e.Kv.Key, prev: prevValue(e.PrevKv)})
 	}
 }
+
+// removes reports whether ch removed a session or a certificate, and so
+// needs its cause.
+func (ch *change) removes() bool { return len(ch.sessions) > 0 || len(ch.certs) > 0 }
 
 func prevValue(kv *mvccpb.KeyValue) []byte {
 	if kv == nil {
@@ -60,15 +61,75 @@ func prevValue(kv *mvccpb.KeyValue) []byte {
 // group splits watched events, which come in revision order, into one
 // change per revision; a revision without any interesting key still gets
 // one, so that readers of the watch know how far it has come.
-func (s *Store) group(evs []*clientv3.Event, report func(error)) []change {
+func (s *Store) group(evs []*clientv3.Event) []change {
 	var out []change
 	for _, e := range evs {
 		if len(out) == 0 || out[len(out)-1].rev != e.Kv.ModRevision {
 			out = append(out, change{rev: e.Kv.ModRevision})
 		}
-		s.classify(&out[len(out)-1], e, report)
+		s.classify(&out[len(out)-1], e)
 	}
 	return out
+}
+
+// readCauses fills in the cause of every change that removed something:
+// the value of live/cause as of the change's revision, if that revision
+// wrote it. The reads of up to MaxTxnOps revisions share one round trip. A
+// revision etcd has compacted meanwhile keeps no cause and is reported; its
+// events then read as lease expiries would, with their fingerprints. Other
+// errors are returned: the caller reads the changes again.
+func (s *Store) readCauses(ctx context.Context, changes []change, report func(error)) error {
+	var todo []*change
+	for i := range changes {
+		if changes[i].removes() {
+			todo = append(todo, &changes[i])
+		}
+	}
+	for len(todo) > 0 {
+		n := min(len(todo), s.opts.MaxTxnOps)
+		if err := s.causesOf(ctx, todo[:n], report); err != nil {
+			return err
+		}
+		todo = todo[n:]
+	}
+	return nil
+}
+
+// causesOf reads the causes of changes, at most MaxTxnOps, in one read.
+func (s *Store) causesOf(ctx context.Context, changes []*change, report func(error)) error {
+	reads := make([]clientv3.Op, len(changes))
+	for i, ch := range changes {
+		reads[i] = clientv3.OpGet(s.k.cause, clientv3.WithRev(ch.rev))
+	}
+	resp, err := s.read(ctx, "read removal causes", reads...)
+	switch {
+	case errors.Is(err, rpctypes.ErrCompacted) && len(changes) == 1:
+		report(fmt.Errorf("etcd: cause of the removal at revision %d: %w", changes[0].rev, err))
+		return nil
+	case errors.Is(err, rpctypes.ErrCompacted):
+		// One at a time, so that the revisions still kept keep their cause.
+		for _, ch := range changes {
+			if err := s.causesOf(ctx, []*change{ch}, report); err != nil {
+				return err
+			}
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	for i, ch := range changes {
+		found := kvs(resp, i)
+		if len(found) == 0 || found[0].ModRevision != ch.rev {
+			continue // no Store wrote a cause: a lease expiry
+		}
+		var c causeRecord
+		if err := decode(found[0].Key, found[0].Value, &c); err != nil {
+			report(err)
+			continue
+		}
+		ch.cause = &c
+	}
+	return nil
 }
 
 // derive turns one revision's change into its events: one apiSessionRemoved
@@ -151,7 +212,7 @@ type eventBuffer struct {
 	events     []store.Event // oldest first, all after floor
 	floor      int64
 	replayable bool
-	opened     int64 // revision of this Store's live/opened write
+	opened     int64 // revision of this Store's mark, where its watch started
 	seen       int64 // newest revision the watch has processed
 	changed    chan struct{}
 	done       chan struct{}
@@ -276,12 +337,14 @@ func (s *Store) watch(from int64) {
 }
 
 // follow runs one etcd watch from revision from, feeding the buffer, and
-// returns the revision to resume at and why the watch ended.
+// returns the revision to resume at and why the watch ended. The watch
+// receives deletions only, with the values they deleted: the puts of
+// activity and of new records, most of etcd's writes, stay out of it.
 func (s *Store) follow(from int64) (int64, error) {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.bg))
 	defer cancel()
-	wch := s.cli.Watch(ctx, s.k.live,
-		clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithRev(from))
+	wch := s.cli.Watch(ctx, s.k.live, clientv3.WithPrefix(), clientv3.WithPrevKV(),
+		clientv3.WithFilterPut(), clientv3.WithRev(from))
 	for resp := range wch {
 		if resp.CompactRevision != 0 {
 			// The watch fell behind a compaction; what it missed is gone.
@@ -294,9 +357,13 @@ func (s *Store) follow(from int64) (int64, error) {
 		if err := resp.Err(); err != nil {
 			return from, err
 		}
-		changes := s.group(resp.Events, s.opts.OnError)
+		changes := s.group(resp.Events)
 		if len(changes) == 0 {
 			continue
+		}
+		if err := s.readCauses(ctx, changes, s.opts.OnError); err != nil {
+			// Nothing of this response is kept: the watch starts again at it.
+			return from, err
 		}
 		derived := make([][]store.Event, len(changes))
 		for i, ch := range changes {
@@ -360,14 +427,39 @@ func errExpired(after uint64) error {
 	return fmt.Errorf("etcd: events after %d: %w", after, store.ErrCursorExpired)
 }
 
+// checkAhead returns store.ErrCursorExpired for a cursor after etcd's
+// current revision: no event can ever follow it, and a follower holding it
+// follows another etcd cluster, or one restored from a backup, and would
+// miss every removal. A cursor the watch has not passed yet costs one read
+// to tell; others cost nothing.
+func (s *Store) checkAhead(ctx context.Context, after uint64) error {
+	a := cursorRev(after)
+	s.mu.Lock()
+	seen := s.ev.seen
+	s.mu.Unlock()
+	if a <= seen {
+		return nil
+	}
+	resp, err := s.get(ctx, "check event cursor", s.k.cause, clientv3.WithCountOnly())
+	if err != nil {
+		return err
+	}
+	if a > resp.Header.Revision {
+		return fmt.Errorf("etcd: events after %d, which is after etcd's revision %d: %w",
+			after, resp.Header.Revision, store.ErrCursorExpired)
+	}
+	return nil
+}
+
 // Events returns up to limit events with a cursor greater than after, oldest
 // first, and more than limit only when the last revision holds several
 // events (which only a removal no Store made produces). It first waits
 // until the watch has seen this Store's own removals. A cursor from before
 // this Store opened is answered from etcd's history. It returns
 // store.ErrCursorExpired when more than EventHistory events follow the
-// cursor or etcd has compacted its revision, and an error when limit is not
-// positive.
+// cursor, when etcd has compacted its revision, when it is more than
+// ReplayRevisions before this Store's Open, and when it is after etcd's
+// current revision; and an error when limit is not positive.
 func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]store.Event, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("etcd: event limit %d is not positive", limit)
@@ -376,6 +468,9 @@ func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]store.Ev
 		return nil, err
 	}
 	if err := s.catchUp(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.checkAhead(ctx, after); err != nil {
 		return nil, err
 	}
 	a := cursorRev(after)
@@ -390,44 +485,78 @@ func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]store.Ev
 			s.mu.Unlock()
 			return out, nil
 		}
-		if !s.ev.replayable {
+		if !s.ev.replayable || s.ev.opened-a > s.opts.ReplayRevisions {
 			s.mu.Unlock()
 			return nil, errExpired(after)
 		}
-		target, room := s.ev.floor, s.ev.history-len(s.ev.events)
 		s.mu.Unlock()
 
-		evs, err := s.replay(ctx, a, target, room)
-		if err != nil {
+		if err := s.replayFor(ctx, a, after); err != nil {
 			return nil, err
 		}
-
-		// Keep what was replayed, so that the next follower from this
-		// cursor is served from memory; if the buffer moved meanwhile, the
-		// loop decides again.
-		s.mu.Lock()
-		if s.ev.floor == target && s.ev.replayable &&
-			len(evs)+len(s.ev.events) <= s.ev.history {
-			s.ev.prepend(evs, a)
-		}
-		s.mu.Unlock()
 	}
 }
 
+// replayFor reads from etcd's history the events after revision a that the
+// buffer lacks, and keeps them there, so that this follower and every
+// later one from a cursor at or after a is served from memory. Replays run
+// one at a time: followers that arrive together wait for the first, and
+// then find their events in memory, or replay only the part still missing.
+// It returns store.ErrCursorExpired when more events follow a than the
+// buffer has room for.
+func (s *Store) replayFor(ctx context.Context, a int64, after uint64) error {
+	select {
+	case s.replaying <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("etcd: wait for a replay of events: %w", ctx.Err())
+	case <-s.bg.Done():
+		return store.ErrClosed
+	}
+	defer func() { <-s.replaying }()
+
+	s.mu.Lock()
+	if a >= s.ev.floor || !s.ev.replayable {
+		s.mu.Unlock()
+		return nil // served, or refused, by the caller's next look
+	}
+	target, room := s.ev.floor, s.ev.history-len(s.ev.events)
+	s.mu.Unlock()
+
+	evs, err := s.replay(ctx, a, target, room)
+	if err != nil {
+		return err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ev.floor != target || !s.ev.replayable || len(evs)+len(s.ev.events) > s.ev.history {
+		// The live watch filled the buffer meanwhile: the events after a
+		// are more than it holds.
+		return errExpired(after)
+	}
+	s.ev.prepend(evs, a)
+	return nil
+}
+
 // replay reads from etcd's history the events after revision a up to and
-// including target, the floor of the buffer. The watch it uses knows it is
-// done on reaching a revision after target, or this Store's live/opened
-// write, which is at or after target. It returns store.ErrCursorExpired
-// when etcd has compacted a or more than room events follow it.
+// including target, the floor of the buffer. The watch it uses receives
+// deletions only, and knows it is done on reaching target or a revision
+// after it: one is sure to come, because this Store's Open deleted a key
+// at the revision the buffer started from, which is at or after target.
+// It returns store.ErrCursorExpired when etcd has compacted a or more than
+// room events follow it.
 func (s *Store) replay(ctx context.Context, a, target int64, room int) ([]store.Event, error) {
+	s.replays.Add(1)
 	after := uint64(a) //nolint:gosec // G115: a is below the floor, a revision
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	wch := s.cli.Watch(wctx, s.k.live,
-		clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithRev(a+1))
+	wch := s.cli.Watch(wctx, s.k.live, clientv3.WithPrefix(), clientv3.WithPrevKV(),
+		clientv3.WithFilterPut(), clientv3.WithRev(a+1))
 
-	var out []store.Event
-	report := func(error) {} // the live watch reports the same values
+	// Collect the removals first, each at least one event, then read their
+	// causes together.
+	var removals []change
+	done := false
 	for resp := range wch {
 		if resp.CompactRevision != 0 {
 			return nil, errExpired(after)
@@ -435,29 +564,46 @@ func (s *Store) replay(ctx context.Context, a, target int64, room int) ([]store.
 		if err := resp.Err(); err != nil {
 			return nil, s.fail(ctx, "replay events", err)
 		}
-		done := false
-		for _, ch := range s.group(resp.Events, report) {
-			if ch.rev > target || ch.rev == s.ev.opened {
+		for _, ch := range s.group(resp.Events) {
+			if ch.rev > target {
 				done = true
 				break
 			}
-			out = append(out, s.derive(ch, report)...)
+			if ch.removes() {
+				removals = append(removals, ch)
+			}
 			if ch.rev == target {
 				done = true
+				break
 			}
 		}
-		if len(out) > room {
+		if len(removals) > room {
 			return nil, errExpired(after)
 		}
 		if done {
-			return out, nil
+			break
 		}
 	}
-	if err := s.ready(ctx); err != nil {
-		return nil, s.fail(ctx, "replay events", err)
+	if !done {
+		if err := s.ready(ctx); err != nil {
+			return nil, s.fail(ctx, "replay events", err)
+		}
+		return nil, fmt.Errorf("etcd: replay events after %d: watch ended: %w", after,
+			store.ErrUnavailable)
 	}
-	return nil, fmt.Errorf("etcd: replay events after %d: watch ended: %w", after,
-		store.ErrUnavailable)
+
+	report := func(error) {} // the live watch reports the same values
+	if err := s.readCauses(ctx, removals, report); err != nil {
+		return nil, err
+	}
+	var out []store.Event
+	for _, ch := range removals {
+		out = append(out, s.derive(ch, report)...)
+	}
+	if len(out) > room {
+		return nil, errExpired(after)
+	}
+	return out, nil
 }
 
 // EventCursor returns the newest revision the Store's watch has processed,
@@ -479,16 +625,19 @@ func (s *Store) EventCursor(ctx context.Context) (uint64, error) {
 // WaitEvents returns nil as soon as an event with a cursor greater than
 // after is known to this Store, ctx's error when ctx ends first, and
 // store.ErrClosed when the store closes first. It returns
-// store.ErrCursorExpired at once for a cursor before the history. It does
-// not poll: the watch wakes it whenever events arrive.
+// store.ErrCursorExpired at once for a cursor before the history or after
+// etcd's current revision. It does not poll: the watch wakes it whenever
+// events arrive.
 func (s *Store) WaitEvents(ctx context.Context, after uint64) error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
 	a := cursorRev(after)
+	checked := false
 	for {
 		s.mu.Lock()
-		floor, newest, changed, done := s.ev.floor, s.ev.newest(), s.ev.changed, s.ev.done
+		floor, newest, seen := s.ev.floor, s.ev.newest(), s.ev.seen
+		changed, done := s.ev.changed, s.ev.done
 		s.mu.Unlock()
 		if s.closed.Load() {
 			return store.ErrClosed
@@ -505,6 +654,12 @@ func (s *Store) WaitEvents(ctx context.Context, after uint64) error {
 		}
 		if newest > a {
 			return nil
+		}
+		if a > seen && !checked {
+			if err := s.checkAhead(ctx, after); err != nil {
+				return err
+			}
+			checked = true
 		}
 
 		select {

@@ -209,7 +209,9 @@ func (s *Store) pageAt(
 }
 
 // getMany reads keys at revision rev and returns their values in order; an
-// index entry whose record is missing at that revision is corruption.
+// index entry whose record is missing at that revision is corruption. It
+// returns errRetry when etcd compacted rev since it was read: the caller
+// reads again at a new revision.
 func (s *Store) getMany(
 	ctx context.Context,
 	op string,
@@ -224,6 +226,9 @@ func (s *Store) getMany(
 			reads[i] = clientv3.OpGet(k, clientv3.WithRev(rev))
 		}
 		resp, err := s.read(ctx, op, reads...)
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			return nil, fmt.Errorf("%w: %w", errRetry, err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -237,4 +242,31 @@ func (s *Store) getMany(
 		keys = keys[n:]
 	}
 	return out, nil
+}
+
+// pageRecords reads the page p of the index under prefix, whose values are
+// ids, and the records they name (the key of each given by recordKey), all
+// at one revision; a revision compacted between the reads is read again.
+// It returns the records in index order and how many entries the index has.
+func (s *Store) pageRecords(
+	ctx context.Context,
+	op, prefix string,
+	p store.Page,
+	recordKey func(id string) string,
+) ([]*mvccpb.KeyValue, int, error) {
+	for {
+		entries, total, rev, err := s.page(ctx, op, prefix, p)
+		if err != nil {
+			return nil, 0, err
+		}
+		keys := make([]string, len(entries))
+		for i, kv := range entries {
+			keys[i] = recordKey(string(kv.Value))
+		}
+		records, err := s.getMany(ctx, op, keys, rev)
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		return records, total, err
+	}
 }

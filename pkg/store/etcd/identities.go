@@ -308,15 +308,8 @@ func (s *Store) removeIdentity(
 // ListIdentities returns the identities at p in name order, and how many
 // identities there are.
 func (s *Store) ListIdentities(ctx context.Context, p store.Page) ([]*store.Identity, int, error) {
-	names, total, rev, err := s.page(ctx, "list identities", s.k.identityNames, p)
-	if err != nil {
-		return nil, 0, err
-	}
-	keys := make([]string, len(names))
-	for i, kv := range names {
-		keys[i] = s.k.identity(string(kv.Value))
-	}
-	records, err := s.getMany(ctx, "list identities", keys, rev)
+	records, total, err := s.pageRecords(ctx, "list identities", s.k.identityNames, p,
+		s.k.identity)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -656,15 +649,7 @@ func (s *Store) ListExtJWTSigners(
 	ctx context.Context,
 	p store.Page,
 ) ([]*store.ExtJWTSigner, int, error) {
-	names, total, rev, err := s.page(ctx, "list signers", s.k.signerNames, p)
-	if err != nil {
-		return nil, 0, err
-	}
-	keys := make([]string, len(names))
-	for i, kv := range names {
-		keys[i] = s.k.signer(string(kv.Value))
-	}
-	records, err := s.getMany(ctx, "list signers", keys, rev)
+	records, total, err := s.pageRecords(ctx, "list signers", s.k.signerNames, p, s.k.signer)
 	if err != nil {
 		return nil, 0, err
 	}

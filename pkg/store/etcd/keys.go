@@ -15,7 +15,7 @@ import (
 type keys struct {
 	p string
 
-	live, opened, cause, sessions, certs string
+	live, marks, cause, sessions, certs string
 
 	tokens, sessionExpiry, identitySessions, certIDs, certExpiry string
 
@@ -28,10 +28,10 @@ type keys struct {
 
 func newKeys(p string) keys {
 	return keys{
-		p:      p,
-		live:   p + "live/",
-		opened: p + "live/opened",
-		cause:  p + "live/cause",
+		p:     p,
+		live:  p + "live/",
+		marks: p + "live/marks/",
+		cause: p + "live/cause",
 
 		sessions: p + "live/sessions/",
 		certs:    p + "live/certs/",

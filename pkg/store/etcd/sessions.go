@@ -122,13 +122,15 @@ func (s *Store) CreateAPISession(
 			clientv3.OpGet(sessionKey, clientv3.WithCountOnly()),
 			clientv3.OpGet(tokenKey, clientv3.WithCountOnly()),
 		})
-	if err != nil || !resp.Succeeded {
-		s.revokeLater(grant.ID)
-	}
 	if err != nil {
+		// Whether the transaction committed is unknown. Revoking the lease
+		// would remove a session that may exist, and record its removal;
+		// left alone, the lease expires by itself, with nothing or with a
+		// session no one holds the token of.
 		return err
 	}
 	if !resp.Succeeded {
+		s.revokeLater(grant.ID)
 		switch {
 		case count(resp, 0) == 0:
 			return notFound("identity", rec.IdentityID)
@@ -138,7 +140,6 @@ func (s *Store) CreateAPISession(
 			return &store.ConflictError{Field: "tokenHash", Value: rec.TokenHash}
 		}
 	}
-	s.noteWrite(resp.Header.Revision)
 	return nil
 }
 
@@ -233,6 +234,12 @@ func (s *Store) ListAPISessions(
 // keeping the later of each time; sessions that do not exist are skipped.
 // The sessions are written in transactions of MaxTxnOps/3, each retried
 // when one of its sessions changed meanwhile.
+//
+// The lease of every touched session that exists is renewed, also when its
+// record already holds the touch's times: a touch retried after its write
+// committed but the renewal failed then renews the lease, which otherwise
+// would end the session before its stored ExpiresAt. A renewal is never too
+// early: the lease then runs past the stored ExpiresAt by the slack.
 func (s *Store) TouchAPISessions(ctx context.Context, touches []store.Touch) error {
 	if err := s.ready(ctx); err != nil {
 		return err
@@ -289,6 +296,7 @@ func (s *Store) touch(ctx context.Context, ids []string, touches map[string]stor
 				continue
 			}
 			kv := found[0]
+			leases = append(leases, clientv3.LeaseID(kv.Lease))
 			var rec sessionRecord
 			if err := decode(kv.Key, kv.Value, &rec); err != nil {
 				return err
@@ -319,20 +327,17 @@ func (s *Store) touch(ctx context.Context, ids []string, touches map[string]stor
 					clientv3.OpDelete(oldExpiry),
 					clientv3.OpPut(s.k.sessionExpiryOf(rec.ExpiresAt, id), "",
 						clientv3.WithLease(clientv3.LeaseID(kv.Lease))))
-				leases = append(leases, clientv3.LeaseID(kv.Lease))
 			}
 		}
-		if len(writes) == 0 {
-			return nil
+		if len(writes) > 0 {
+			tr, err := s.txn(ctx, "touch sessions", cmps, writes, nil)
+			if err != nil {
+				return err
+			}
+			if !tr.Succeeded {
+				continue // a session of the chunk changed or ended meanwhile
+			}
 		}
-		tr, err := s.txn(ctx, "touch sessions", cmps, writes, nil)
-		if err != nil {
-			return err
-		}
-		if !tr.Succeeded {
-			continue // a session of the chunk changed or ended meanwhile
-		}
-		s.noteWrite(tr.Header.Revision)
 		return s.keepAlive(ctx, leases)
 	}
 }

@@ -166,9 +166,43 @@ func testCertificates(t *testing.T, f Factory) {
 		wantErr(t, "FindCertificateByFingerprint", err, store.ErrNotFound)
 	})
 
+	// A session past its ExpiresAt that no sweep removed yet lists nothing:
+	// the store refuses it as a caller's clock would.
+	t.Run("ListOfExpiredSession", func(t *testing.T) {
+		h := open(t, f, Options{})
+		tick := h.tick()
+		sess := h.sessionWithIdentity()
+		h.mustCert(sess)
+		tests := []struct {
+			name string
+			now  time.Time
+			want error
+		}{
+			{"a tick before its expiry", sess.ExpiresAt.Add(-tick), nil},
+			{"at its expiry", sess.ExpiresAt, store.ErrNotFound},
+			{"after its expiry", sess.ExpiresAt.Add(time.Hour), store.ErrNotFound},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				got, total, err := h.s.ListCertificates(h.ctx, sess.ID, tt.now, store.Page{Limit: 10})
+				if tt.want == nil {
+					h.on(t).must("ListCertificates", err)
+					if total != 1 || len(got) != 1 {
+						t.Errorf("%d listed, total %d, want 1 and 1", len(got), total)
+					}
+					return
+				}
+				wantErr(t, "ListCertificates", err, tt.want)
+			})
+		}
+	})
+
 	t.Run("List", func(t *testing.T) {
 		h := open(t, f, Options{})
-		sess := h.sessionWithIdentity()
+		// The session outlives every "now" the list is asked at.
+		sess := h.session(h.mustIdentity(h.id("name")).ID)
+		sess.ExpiresAt = t0.Add(3 * time.Hour)
+		h.must("CreateAPISession", h.s.CreateAPISession(h.ctx, sess, nil))
 		other := h.mustSession(sess.IdentityID)
 		h.mustCert(other)
 
