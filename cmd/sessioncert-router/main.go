@@ -25,20 +25,50 @@ import (
 )
 
 // options are the command line of sessioncert-router. Every flag may also
-// come from the environment variable in its env tag.
+// come from the environment variable in its env tag. The help text and
+// the allowed values are in flagHelp and flagChoices, as a struct tag
+// cannot be wrapped and they would make its line too long.
 type options struct {
-	Listen         string        `long:"listen" env:"SESSIONCERT_ROUTER_LISTEN" default:"127.0.0.1:1443" description:"address the HTTPS proxy listens on"`
-	TLSCertificate string        `long:"tls-certificate" env:"SESSIONCERT_ROUTER_TLS_CERTIFICATE" description:"the router's server certificate (PEM, chain allowed)"`
-	TLSKey         string        `long:"tls-key" env:"SESSIONCERT_ROUTER_TLS_KEY" description:"private key of --tls-certificate"`
-	ClientCA       string        `long:"client-ca" env:"SESSIONCERT_ROUTER_CLIENT_CA" description:"PEM bundle client certificates must chain to: the controller's CA bundle (data/pki/ca-bundle.pem, or the cas of an issued certificate)"`
-	Controller     string        `long:"controller" env:"SESSIONCERT_ROUTER_CONTROLLER" default:"https://127.0.0.1:1280" description:"base URL of the sessioncert controller"`
-	ControllerCA   string        `long:"controller-ca" env:"SESSIONCERT_ROUTER_CONTROLLER_CA" description:"PEM bundle to trust the controller's TLS certificate; default: the system roots"`
-	Username       string        `long:"username" env:"SESSIONCERT_ROUTER_USERNAME" description:"username of the router's identity (of type Router) at the controller"`
-	Password       string        `long:"password" env:"SESSIONCERT_ROUTER_PASSWORD" description:"its password; prefer the environment variable, which other users cannot see in the process list"`
-	Upstream       string        `long:"upstream" env:"SESSIONCERT_ROUTER_UPSTREAM" description:"URL admitted requests are forwarded to"`
-	LogLevel       string        `long:"log-level" env:"SESSIONCERT_ROUTER_LOG_LEVEL" default:"info" choice:"debug" choice:"info" choice:"warn" choice:"error" description:"least severe level logged"`
-	LogFormat      string        `long:"log-format" env:"SESSIONCERT_ROUTER_LOG_FORMAT" default:"text" choice:"text" choice:"json" description:"log line format"`
-	ShutdownWait   time.Duration `long:"shutdown-timeout" env:"SESSIONCERT_ROUTER_SHUTDOWN_TIMEOUT" default:"15s" description:"how long in-flight requests may finish after SIGTERM"`
+	Listen         string `long:"listen" env:"SESSIONCERT_ROUTER_LISTEN" default:"127.0.0.1:1443"`
+	TLSCertificate string `long:"tls-certificate" env:"SESSIONCERT_ROUTER_TLS_CERTIFICATE"`
+	TLSKey         string `long:"tls-key" env:"SESSIONCERT_ROUTER_TLS_KEY"`
+	ClientCA       string `long:"client-ca" env:"SESSIONCERT_ROUTER_CLIENT_CA"`
+
+	Controller   string `long:"controller" env:"SESSIONCERT_ROUTER_CONTROLLER" default:"https://127.0.0.1:1280"`
+	ControllerCA string `long:"controller-ca" env:"SESSIONCERT_ROUTER_CONTROLLER_CA"`
+	Username     string `long:"username" env:"SESSIONCERT_ROUTER_USERNAME"`
+	Password     string `long:"password" env:"SESSIONCERT_ROUTER_PASSWORD"`
+
+	Upstream string `long:"upstream" env:"SESSIONCERT_ROUTER_UPSTREAM"`
+
+	LogLevel     string        `long:"log-level" env:"SESSIONCERT_ROUTER_LOG_LEVEL" default:"info"`
+	LogFormat    string        `long:"log-format" env:"SESSIONCERT_ROUTER_LOG_FORMAT" default:"text"`
+	ShutdownWait time.Duration `long:"shutdown-timeout" env:"SESSIONCERT_ROUTER_SHUTDOWN_TIMEOUT" default:"15s"`
+}
+
+// flagHelp is the --help text of each flag, by long name.
+var flagHelp = map[string]string{
+	"listen":          "address the HTTPS proxy listens on",
+	"tls-certificate": "the router's server certificate (PEM, chain allowed)",
+	"tls-key":         "private key of --tls-certificate",
+	"client-ca": "PEM bundle client certificates must chain to: the controller's CA bundle " +
+		"(data/pki/ca-bundle.pem, or the cas of an issued certificate)",
+	"controller": "base URL of the sessioncert controller",
+	"controller-ca": "PEM bundle to trust the controller's TLS certificate; default: the " +
+		"system roots",
+	"username": "username of the router's identity (of type Router) at the controller",
+	"password": "its password; prefer the environment variable, which other users cannot " +
+		"see in the process list",
+	"upstream":         "URL admitted requests are forwarded to",
+	"log-level":        "least severe level logged",
+	"log-format":       "log line format",
+	"shutdown-timeout": "how long in-flight requests may finish after SIGTERM",
+}
+
+// flagChoices are the values allowed for the flags that take one of a few.
+var flagChoices = map[string][]string{
+	"log-level":  {"debug", "info", "warn", "error"},
+	"log-format": {"text", "json"},
 }
 
 // check validates what the flags' types cannot, and returns the parsed
@@ -81,12 +111,36 @@ func parseBaseURL(flag, s string) (*url.URL, error) {
 	return u, nil
 }
 
+// newParser returns the parser of o's flags, with their help text and
+// allowed values set.
+func newParser(o *options) (*flags.Parser, error) {
+	p := flags.NewParser(o, flags.Default)
+	p.Name = "sessioncert-router"
+	for name, help := range flagHelp {
+		opt := p.FindOptionByLongName(name)
+		if opt == nil {
+			return nil, fmt.Errorf("help text for --%s, which is no flag", name)
+		}
+		opt.Description = help
+	}
+	for name, choices := range flagChoices {
+		opt := p.FindOptionByLongName(name)
+		if opt == nil {
+			return nil, fmt.Errorf("choices for --%s, which is no flag", name)
+		}
+		opt.Choices = choices
+	}
+	return p, nil
+}
+
 // parseArgs reads the command line and the environment. It returns
 // flags.ErrHelp, wrapped, after printing the help.
 func parseArgs(args []string) (*options, error) {
 	var o options
-	p := flags.NewParser(&o, flags.Default)
-	p.Name = "sessioncert-router"
+	p, err := newParser(&o)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := p.ParseArgs(args); err != nil {
 		return nil, err
 	}
@@ -101,8 +155,12 @@ func run(args []string) int {
 	o, err := parseArgs(args)
 	if err != nil {
 		var fe *flags.Error
-		if errors.As(err, &fe) && errors.Is(fe.Type, flags.ErrHelp) {
+		switch {
+		case errors.As(err, &fe) && errors.Is(fe.Type, flags.ErrHelp):
 			return 0
+		case fe == nil:
+			// go-flags printed its own errors; this one is not its.
+			fmt.Fprintln(os.Stderr, "sessioncert-router:", err)
 		}
 		return 2
 	}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jessevdk/go-flags"
 
 	"github.com/sessioncert/sessioncert/pkg/gate"
 	"github.com/sessioncert/sessioncert/pkg/server/servertest"
@@ -67,6 +70,77 @@ func TestParseArgs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFlagHelp checks that --help describes every flag with its
+// environment variable, and that the flags with a fixed set of values
+// refuse others, from the command line and from the environment alike.
+func TestFlagHelp(t *testing.T) {
+	var o options
+	p, err := newParser(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var help bytes.Buffer
+	p.WriteHelp(&help)
+	// The help wraps descriptions; compare them with the breaks undone.
+	text := strings.Join(strings.Fields(help.String()), " ")
+	opts := routerFlags(p.Group)
+	for _, opt := range opts {
+		t.Run(opt.LongName, func(t *testing.T) {
+			env := opt.EnvKeyWithNamespace()
+			want := "SESSIONCERT_ROUTER_" +
+				strings.ToUpper(strings.ReplaceAll(opt.LongName, "-", "_"))
+			if env != want {
+				t.Errorf("environment variable %q, want %q", env, want)
+			}
+			if opt.Description == "" || !strings.Contains(text, opt.Description) ||
+				!strings.Contains(text, "[$"+env+"]") {
+				t.Errorf("--help does not show %q with [$%s]:\n%s", opt.Description, env, help.String())
+			}
+		})
+	}
+	if n := len(opts); n != len(flagHelp) {
+		t.Errorf("%d flags, %d help texts", n, len(flagHelp))
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string // value of SESSIONCERT_ROUTER_LOG_LEVEL
+	}{
+		{"flag", []string{"--log-level", "verbose"}, ""},
+		{"environment", nil, "verbose"},
+	} {
+		t.Run("log level not a choice from the "+tc.name, func(t *testing.T) {
+			t.Setenv("SESSIONCERT_ROUTER_LOG_LEVEL", tc.env)
+			var o options
+			p, err := newParser(&o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Options = flags.None // keep the error off the test's output
+			_, err = p.ParseArgs(tc.args)
+			var fe *flags.Error
+			if !errors.As(err, &fe) || !errors.Is(fe.Type, flags.ErrInvalidChoice) {
+				t.Errorf("parse: %v, want an invalid choice", err)
+			}
+		})
+	}
+}
+
+// routerFlags returns the options of g and its subgroups but --help.
+func routerFlags(g *flags.Group) []*flags.Option {
+	var out []*flags.Option
+	for _, opt := range g.Options() {
+		if opt.LongName != "help" {
+			out = append(out, opt)
+		}
+	}
+	for _, sub := range g.Groups() {
+		out = append(out, routerFlags(sub)...)
+	}
+	return out
 }
 
 // TestServe runs the router as main does: with a Router identity it serves
