@@ -101,6 +101,11 @@ func benchCachedAdmissions(r *report, ctl *gateController, g *gate.Gate) error {
 		if err != nil {
 			return err
 		}
+		// A failed poll sends every decision to the controller: the run
+		// would then not have measured the cache.
+		if !g.Stats().Current {
+			return errors.New("gate: the event stream failed during a cached run")
+		}
 		runs = append(runs, res)
 	}
 	slices.SortFunc(runs, func(a, b loadResult) int { return cmp.Compare(a.rate(), b.rate()) })
