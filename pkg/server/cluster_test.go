@@ -1,46 +1,69 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sessioncert/sessioncert/client/current_api_session"
 	"github.com/sessioncert/sessioncert/client/router"
 	"github.com/sessioncert/sessioncert/models"
+	"github.com/sessioncert/sessioncert/pkg/sdk"
 	"github.com/sessioncert/sessioncert/pkg/server"
 	"github.com/sessioncert/sessioncert/pkg/server/servertest"
 	"github.com/sessioncert/sessioncert/pkg/store/etcd/etcdtest"
 )
 
+// etcdPrefix is the key prefix of the replicas a test starts.
+func etcdPrefix(t *testing.T) string { return "/" + t.Name() + "/" }
+
 // startReplicas starts n servers on one etcd cluster, sharing the CA of the
-// first, as a cluster deployment does.
-func startReplicas(t *testing.T, cluster *etcdtest.Cluster, n int, clock *servertest.Clock) []*servertest.Env {
+// first, as a cluster deployment does. more, when not nil, changes the
+// configuration of every replica further.
+func startReplicas(
+	t *testing.T,
+	cluster *etcdtest.Cluster,
+	n int,
+	more func(*server.Config),
+) []*servertest.Env {
 	t.Helper()
-	prefix := "/" + t.Name() + "/"
 	onEtcd := func(c *server.Config) {
 		c.Store.Kind = "etcd"
 		c.Store.EtcdEndpoints = cluster.Endpoints()
-		c.Store.EtcdPrefix = prefix
+		c.Store.EtcdPrefix = etcdPrefix(t)
 		// The fault tests send many requests on one session.
 		c.Certs.RateBurst = 0
 		c.Certs.MaxCertsPerSession = 0
+		if more != nil {
+			more(c)
+		}
 	}
-	first := servertest.Start(t, servertest.Options{Config: onEtcd, Clock: clock})
+	first := servertest.Start(t, servertest.Options{Config: onEtcd})
 	envs := []*servertest.Env{first}
-	pki := filepath.Join(first.DataDir, "pki")
 	for range n - 1 {
-		envs = append(envs, servertest.Start(t, servertest.Options{Clock: clock, Config: func(c *server.Config) {
+		envs = append(envs, servertest.Start(t, servertest.Options{Config: func(c *server.Config) {
 			onEtcd(c)
-			c.Certs.CACert = filepath.Join(pki, "ca-intermediate.pem")
-			c.Certs.CAKey = filepath.Join(pki, "ca-intermediate.key")
+			c.Certs.CACert, c.Certs.CAKey = sharedCA(first)
 		}}))
 	}
 	return envs
+}
+
+// sharedCA returns the CA files of the first replica, which the others use.
+func sharedCA(first *servertest.Env) (cert, key string) {
+	pki := filepath.Join(first.DataDir, "pki")
+	return filepath.Join(pki, "ca-intermediate.pem"), filepath.Join(pki, "ca-intermediate.key")
 }
 
 // eventually polls check until it returns nil or the watch latency bound
@@ -60,12 +83,41 @@ func eventually(t *testing.T, what string, check func() error) {
 	}
 }
 
+// refused reports nil once e answers 401 to the session's token.
+func refused(e *servertest.Env, s *servertest.Session) error {
+	_, err := e.Client(nil).CurrentAPISession.GetCurrentAPISession(
+		&current_api_session.GetCurrentAPISessionParams{}, s.Auth)
+	var unauth *current_api_session.GetCurrentAPISessionUnauthorized
+	if errors.As(err, &unauth) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("session neither accepted nor refused: %w", err)
+	}
+	return errors.New("session still accepted")
+}
+
+// removalOf returns the apiSessionRemoved event of the session among evs.
+func removalOf(evs []*models.Event, sessionID string) *models.Event {
+	for _, ev := range evs {
+		if *ev.APISessionID == sessionID && *ev.Type == "apiSessionRemoved" {
+			return ev
+		}
+	}
+	return nil
+}
+
 // TestReplicasShareSessions: login on one replica, a certificate on
 // another, logout on a third; every replica refuses the token, and a router
-// following events from any replica sees the removal.
+// following events from any replica sees the removal. The replicas trust
+// their cached sessions for an hour, so a replica that refuses the token
+// learnt of the logout from the etcd watch, not by reading the session
+// again.
 func TestReplicasShareSessions(t *testing.T) {
 	cluster := etcdtest.Start(t, 1)
-	envs := startReplicas(t, cluster, 3, nil)
+	envs := startReplicas(t, cluster, 3, func(c *server.Config) {
+		c.Store.EtcdRevalidate = time.Hour
+	})
 	a, b, c := envs[0], envs[1], envs[2]
 
 	admin := a.Admin(t)
@@ -85,20 +137,20 @@ func TestReplicasShareSessions(t *testing.T) {
 	if _, code := admit(t, c, r, s.Token, cert.Chain); code != "" {
 		t.Fatalf("replica C refuses a certificate issued by B for a session of A: %s", code)
 	}
+	// Every replica has the session in its cache now.
+	for i, e := range envs {
+		if err := refused(e, s); err == nil {
+			t.Fatalf("replica %c refuses the session before the logout", 'A'+i)
+		}
+	}
 	if _, err := c.Client(nil).CurrentAPISession.DeleteCurrentAPISession(
 		&current_api_session.DeleteCurrentAPISessionParams{}, s.Auth); err != nil {
 		t.Fatal(err)
 	}
 
 	for i, e := range envs {
-		eventually(t, "replica "+string(rune('A'+i))+" refuses the ended session", func() error {
-			_, err := e.Client(nil).CurrentAPISession.GetCurrentAPISession(
-				&current_api_session.GetCurrentAPISessionParams{}, s.Auth)
-			var unauth *current_api_session.GetCurrentAPISessionUnauthorized
-			if errors.As(err, &unauth) {
-				return nil
-			}
-			return errors.New("session still accepted")
+		eventually(t, fmt.Sprintf("replica %c refuses the ended session", 'A'+i), func() error {
+			return refused(e, s)
 		})
 		after := cursors[e]
 		wait := int64(5)
@@ -106,93 +158,254 @@ func TestReplicasShareSessions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		found := false
-		for _, ev := range ok.Payload.Data {
-			if *ev.APISessionID == s.ID && *ev.Type == "apiSessionRemoved" && len(ev.Fingerprints) == 1 &&
-				ev.Fingerprints[0] == fingerprintOf(cert.Leaf) {
-				found = true
-			}
-		}
-		if !found {
+		ev := removalOf(ok.Payload.Data, s.ID)
+		if ev == nil || len(ev.Fingerprints) != 1 || ev.Fingerprints[0] != fingerprintOf(cert.Leaf) {
 			t.Errorf("replica %c's event stream lacks the removal: %+v", 'A'+i, ok.Payload.Data)
 		}
 	}
 }
 
-// issueOutcome sends one issuance and returns its status: 201, or the
-// status of the error reply, or 0 when no reply came.
-func issueOutcome(e *servertest.Env, s *servertest.Session, csr string) (int, string) {
-	res, err := e.Client(nil).CurrentAPISession.CreateCurrentAPISessionCertificate(
-		&current_api_session.CreateCurrentAPISessionCertificateParams{
-			SessionCertificate: &models.CurrentAPISessionCertificateCreate{Csr: &csr},
-		}, s.Auth)
-	if err == nil {
-		return 201, *res.Payload.Data.ID
+// TestLeaseExpiryReachesRouters ends a session through its etcd lease,
+// with no replica sweeping or deleting it: a router following another
+// replica than the one the session lives on gets the removal, naming the
+// session's certificate. The lease is revoked rather than waited out (the
+// shortest session lease runs two minutes); etcd ends a lease whose TTL ran
+// out with the same revocation, deleting every key attached to it in one
+// revision.
+func TestLeaseExpiryReachesRouters(t *testing.T) {
+	cluster := etcdtest.Start(t, 1)
+	envs := startReplicas(t, cluster, 2, nil)
+	a, b := envs[0], envs[1]
+	admin := a.Admin(t)
+	a.CreateIdentity(t, admin, "edge1", "Router", "router-password")
+	r := b.Login(t, "edge1", "router-password")
+	start, err := b.Client(nil).Router.ListEvents(&router.ListEventsParams{}, r.Auth)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var coded interface{ Code() int }
-	if errors.As(err, &coded) {
-		return coded.Code(), ""
+
+	s := a.Login(t, "admin", servertest.AdminPassword)
+	cert := a.IssueCertificate(t, s)
+	cli := cluster.Client(t)
+	ctx := t.Context()
+	rec, err := cli.Get(ctx, etcdPrefix(t)+"live/sessions/"+s.ID)
+	if err != nil || len(rec.Kvs) != 1 || rec.Kvs[0].Lease == 0 {
+		t.Fatalf("the session's record in etcd: %+v, %v", rec, err)
 	}
-	return 0, ""
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(rec.Kvs[0].Lease)); err != nil {
+		t.Fatalf("end the session's lease: %v", err)
+	}
+
+	after, wait := *start.Payload.Meta.Cursor, int64(10)
+	ok, err := b.Client(nil).Router.ListEvents(&router.ListEventsParams{After: &after, Wait: &wait}, r.Auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := removalOf(ok.Payload.Data, s.ID)
+	if ev == nil || len(ev.Fingerprints) != 1 || ev.Fingerprints[0] != fingerprintOf(cert.Leaf) {
+		t.Fatalf("the router's events lack the lease's removal of %s with its certificate: %+v",
+			s.ID, ok.Payload.Data)
+	}
+	eventually(t, "the replica the session lived on refuses it", func() error { return refused(a, s) })
 }
 
-// TestFaultsOneMemberDown stops one member of a three-member etcd cluster
-// during 1000 issuances spread over two replicas: every issuance succeeds
-// or gets a clear 503, and every 201 is in the store afterwards.
+// outcomes counts the replies of the controllers that clients saw, below
+// the SDK, so that a test sees the 503s the SDK retried as well as the
+// ones it gave up on.
+type outcomes struct {
+	mu     sync.Mutex
+	status map[int]int    // replies by status
+	codes  map[string]int // error replies by "status code"
+}
+
+// record counts one reply.
+func (o *outcomes) record(res *http.Response) {
+	key := ""
+	if res.StatusCode >= 400 {
+		body, rerr := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		res.Body = io.NopCloser(bytes.NewReader(body))
+		var env struct {
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		if rerr == nil {
+			_ = json.Unmarshal(body, &env)
+		}
+		key = fmt.Sprintf("%d %s", res.StatusCode, env.Error.Code)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.status[res.StatusCode]++
+	if key != "" {
+		o.codes[key]++
+	}
+}
+
+// counting is one client's transport, which counts its replies in o.
+type counting struct {
+	base http.RoundTripper
+	o    *outcomes
+}
+
+func (c counting) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := c.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	c.o.record(res)
+	return res, nil
+}
+
+// sdkWorker is one client driving issuance through the SDK, on a clock of
+// its own that it moves on so that every call renews the certificate.
+type sdkWorker struct {
+	sdk   *sdk.SDK
+	clock *servertest.Clock
+	cur   sdk.Credential
+}
+
+// newSDKWorker returns a worker logged in as admin on e through o.
+func newSDKWorker(t *testing.T, e *servertest.Env, o *outcomes) *sdkWorker {
+	t.Helper()
+	httpClient := e.NewHTTPClient(nil)
+	httpClient.Transport = counting{base: httpClient.Transport, o: o}
+	clock := &servertest.Clock{}
+	clock.Set(time.Now())
+	s, err := sdk.New(sdk.Config{
+		Client:      e.Client(httpClient),
+		Credentials: sdk.Password{Username: "admin", Password: servertest.AdminPassword},
+		Now:         clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return &sdkWorker{sdk: s, clock: clock}
+}
+
+// issue has the SDK replace its certificate, as it does when a peer
+// refused it, and returns the new credential. The clock moves past both
+// the SDK's pause between forced renewals and its pause after a failed one,
+// and stays within its session's idle timeout.
+func (w *sdkWorker) issue(ctx context.Context) (sdk.Credential, error) {
+	if w.cur.Certificate != nil {
+		w.sdk.Invalidate(w.cur)
+	}
+	w.clock.Advance(11 * time.Second)
+	c, err := w.sdk.Credential(ctx)
+	if err == nil {
+		w.cur = c
+	}
+	return c, err
+}
+
+// TestFaultsOneMemberDown stops the leader of a three-member etcd cluster
+// during 1000 issuances through the SDK, spread over two replicas: every
+// reply is a 201 or a 503 SERVICE_UNAVAILABLE, which the SDK retries;
+// every certificate handed out is in the store afterwards. Once the member
+// is back, it serves: with another member stopped, the cluster keeps its
+// quorum only through it, and issuance goes on.
 func TestFaultsOneMemberDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a three-member etcd cluster")
 	}
 	cluster := etcdtest.Start(t, 3)
 	envs := startReplicas(t, cluster, 2, nil)
-	s := envs[0].Admin(t)
-	_, csr := servertest.NewCSR(t)
+	o := &outcomes{status: map[int]int{}, codes: map[string]int{}}
+	const workers = 8
+	ws := make([]*sdkWorker, workers)
+	for w := range ws {
+		ws[w] = newSDKWorker(t, envs[w%2], o)
+	}
+	ctx := t.Context()
 
 	var mu sync.Mutex
-	created := map[string]bool{}
-	statuses := map[int]int{}
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range next {
-				status, id := issueOutcome(envs[w%2], s, csr)
-				mu.Lock()
-				statuses[status]++
-				if status == 201 {
-					created[id] = true
+	created := map[string]string{} // certificate id -> session id
+	var failed []error
+	run := func(n int, midway func()) {
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for _, w := range ws {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range next {
+					c, err := w.issue(ctx)
+					mu.Lock()
+					if err == nil {
+						created[c.CertificateID] = c.SessionID
+					} else {
+						failed = append(failed, err)
+					}
+					mu.Unlock()
 				}
-				mu.Unlock()
+			}()
+		}
+		for i := range n {
+			if i == n/5 && midway != nil {
+				midway()
 			}
-		}()
-	}
-	for i := range 1000 {
-		if i == 200 {
-			cluster.Stop(0)
+			next <- i
 		}
-		next <- i
+		close(next)
+		wg.Wait()
 	}
-	close(next)
-	wg.Wait()
-	t.Logf("statuses: %v", statuses)
-	for status, n := range statuses {
-		if status != 201 && status != 503 {
-			t.Errorf("%d issuances answered %d; only 201 and 503 are allowed", n, status)
+
+	stopped := -1
+	run(1000, func() {
+		stopped = cluster.Leader()
+		cluster.Stop(stopped)
+	})
+	t.Logf("replies %v, errors %v; %d certificates, %d issuances failed after the SDK's retries",
+		o.status, o.codes, len(created), len(failed))
+	for key, n := range o.codes {
+		if key != "503 SERVICE_UNAVAILABLE" {
+			t.Errorf("%d replies %q; only 503 SERVICE_UNAVAILABLE may fail", n, key)
 		}
 	}
-	if statuses[201] < 900 {
-		t.Errorf("only %d of 1000 issuances succeeded with one member of three down", statuses[201])
+	for _, err := range failed {
+		if ae, ok := sdk.AsAPIError(err); !ok || ae.Status != 503 || ae.Code != "SERVICE_UNAVAILABLE" {
+			t.Errorf("an issuance failed with %v, want a 503 SERVICE_UNAVAILABLE", err)
+		}
 	}
-	ctx := context.Background()
+	if len(created) < 900 {
+		t.Errorf("only %d of 1000 issuances succeeded with one member of three down", len(created))
+	}
 	st := envs[1].Server.Store()
-	for id := range created {
-		if _, err := st.GetCertificate(ctx, s.ID, id); err != nil {
-			t.Errorf("certificate %s answered 201 is not in the store: %v", id, err)
+	for id, sessionID := range created {
+		if _, err := st.GetCertificate(ctx, sessionID, id); err != nil {
+			t.Errorf("certificate %s handed out by the SDK is not in the store: %v", id, err)
 		}
 	}
-	cluster.Restart(0)
+
+	// The member comes back; then another goes, and the quorum is the
+	// restarted member and the last one. Once that quorum has a leader,
+	// every issuance succeeds.
+	cluster.Restart(stopped)
+	s := envs[0].Admin(t)
+	_, csr := servertest.NewCSR(t)
+	other := (stopped + 1) % 3
+	cluster.Stop(other)
+	defer cluster.Restart(other)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		status, _ := issueOutcome(envs[0].Client(nil).CurrentAPISession, s, csr)
+		if status == 201 {
+			break
+		}
+		if status != 503 || time.Now().After(deadline) {
+			t.Fatalf("issuance with the restarted member in the quorum: %d", status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := len(created)
+	failed = nil
+	run(40, nil)
+	if got := len(created) - before; got < 40 || len(failed) > 0 {
+		t.Errorf("with the restarted member in the quorum: %d of 40 issuances succeeded (%v)",
+			got, failed)
+	}
 }
 
 // TestFaultsQuorumLost stops two members of three: requests get clear
@@ -210,7 +423,7 @@ func TestFaultsQuorumLost(t *testing.T) {
 
 	cluster.Stop(1)
 	cluster.Stop(2)
-	status, _ := issueOutcome(e, s, csr)
+	status, _ := issueOutcome(e.Client(nil).CurrentAPISession, s, csr)
 	if status != 503 {
 		t.Errorf("issuance without quorum: %d, want 503", status)
 	}
@@ -223,7 +436,7 @@ func TestFaultsQuorumLost(t *testing.T) {
 	cluster.Restart(1)
 	cluster.Restart(2)
 	eventually(t, "service returns with quorum", func() error {
-		if status, _ := issueOutcome(e, s, csr); status != 201 {
+		if status, _ := issueOutcome(e.Client(nil).CurrentAPISession, s, csr); status != 201 {
 			return fmt.Errorf("issuance answered %d", status)
 		}
 		return nil
@@ -238,19 +451,113 @@ func TestFaultsQuorumLost(t *testing.T) {
 	}
 }
 
-// TestFaultsControllerKilled stops one of two replicas during issuance:
-// the other carries on with the same sessions.
+// issueOutcome sends one issuance and returns its status: 201, or the
+// status of the error reply, or 0 when no reply came.
+func issueOutcome(c current_api_session.ClientService, s *servertest.Session, csr string) (int, string) {
+	res, err := c.CreateCurrentAPISessionCertificate(
+		&current_api_session.CreateCurrentAPISessionCertificateParams{
+			SessionCertificate: &models.CurrentAPISessionCertificateCreate{Csr: &csr},
+		}, s.Auth)
+	if err == nil {
+		return 201, *res.Payload.Data.ID
+	}
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		return coded.Code(), ""
+	}
+	return 0, ""
+}
+
+// TestFaultsControllerKilled runs a controller as a process of its own
+// beside two in the test, and kills it with SIGKILL while all three issue
+// certificates: it flushes nothing and closes nothing. The other two carry
+// on without a failed request, serving the sessions the killed one created
+// as well as their own, and see a logout of such a session at once.
 func TestFaultsControllerKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs sessioncert-server")
+	}
 	cluster := etcdtest.Start(t, 1)
 	envs := startReplicas(t, cluster, 2, nil)
-	s := envs[0].Admin(t)
+	caCert, caKey := sharedCA(envs[0])
+	args := []string{"--store", "etcd", "--etcd-prefix", etcdPrefix(t),
+		"--ca-cert", caCert, "--ca-key", caKey,
+		"--cert-rate-burst", "0", "--max-certs-per-session", "0"}
+	for _, ep := range cluster.Endpoints() {
+		args = append(args, "--etcd-endpoints", ep)
+	}
+	proc := servertest.StartProcess(t, "", args...)
+	victim := proc.Env()
+	all := []*servertest.Env{envs[0], envs[1], victim}
+
+	// Sessions made on the controller that will die, and on a survivor.
+	sessions := []*servertest.Session{victim.Admin(t), envs[0].Admin(t)}
 	_, csr := servertest.NewCSR(t)
-	for i := range 20 {
-		if i == 10 {
-			envs[0].Stop()
+
+	var (
+		mu         sync.Mutex
+		killed     bool
+		survivors  = map[int]int{} // statuses of the survivors' replies
+		afterKill  int             // survivors' replies after the kill
+		victimDone int             // the killed one's replies before the kill
+	)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				target := all[(w+i)%len(all)]
+				status, _ := issueOutcome(target.Client(nil).CurrentAPISession, sessions[i%2], csr)
+				mu.Lock()
+				switch {
+				case target != victim:
+					survivors[status]++
+					if killed {
+						afterKill++
+					}
+				case status == 201:
+					victimDone++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range 300 {
+		if i == 100 {
+			proc.Signal(t, syscall.SIGKILL)
+			waitCtx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			_ = proc.Wait(waitCtx)
+			cancel()
+			mu.Lock()
+			killed = true
+			mu.Unlock()
 		}
-		if status, _ := issueOutcome(envs[1], s, csr); status != 201 {
-			t.Fatalf("issuance %d on the surviving replica: %d", i, status)
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	t.Logf("survivors' replies %v (%d after the kill); the killed one issued %d",
+		survivors, afterKill, victimDone)
+	for status, n := range survivors {
+		if status != 201 {
+			t.Errorf("%d issuances on a surviving replica answered %d", n, status)
 		}
 	}
+	if afterKill == 0 || victimDone == 0 {
+		t.Errorf("the traffic did not straddle the kill: %d survivors' replies after it, "+
+			"%d issuances on the killed one before it", afterKill, victimDone)
+	}
+
+	// The session the killed controller made ends on one survivor and is
+	// refused by the other.
+	if _, err := envs[1].Client(nil).CurrentAPISession.DeleteCurrentAPISession(
+		&current_api_session.DeleteCurrentAPISessionParams{}, sessions[0].Auth); err != nil {
+		t.Fatalf("logout of the killed controller's session on a survivor: %v", err)
+	}
+	eventually(t, "the other survivor refuses the ended session", func() error {
+		return refused(envs[0], sessions[0])
+	})
 }

@@ -228,6 +228,47 @@ func (c *Cluster) Client(t testing.TB) *clientv3.Client {
 	return cli
 }
 
+// Leader returns the index of the member that leads the cluster, waiting
+// until the running members agree on one. It fails the test when they do
+// not within the start timeout.
+func (c *Cluster) Leader() int {
+	c.t.Helper()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if i, ok := c.leader(); ok {
+			return i
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("etcdtest: no leader after %s", startTimeout)
+		}
+		time.Sleep(tickMs * time.Millisecond)
+	}
+}
+
+// leader returns the leader's index when every running member names the
+// same running member as leader.
+func (c *Cluster) leader() (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var lead uint64
+	for _, m := range c.members {
+		if m.etcd == nil {
+			continue
+		}
+		l := m.etcd.Server.Lead()
+		if l == 0 || (lead != 0 && l != lead) {
+			return 0, false
+		}
+		lead = l
+	}
+	for i, m := range c.members {
+		if m.etcd != nil && uint64(m.etcd.Server.MemberID()) == lead {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
 // Stop stops member i, as a crash would, keeping its data.
 func (c *Cluster) Stop(i int) {
 	c.mu.Lock()
