@@ -1145,6 +1145,38 @@ func init() {
         ]
       }
     },
+    "/edge/router/v1/cas": {
+      "get": {
+        "description": "The same PEM bundle as the ` + "`" + `cas` + "`" + ` of a created certificate: the CA\ncertificates, roots included, that a router trusts for the client\ncertificates it admits. A router that is given no CA file reads it\nhere after logging in.\n",
+        "tags": [
+          "Router"
+        ],
+        "summary": "Show the CA bundle that API Session Certificates chain to.",
+        "operationId": "listRouterCas",
+        "responses": {
+          "200": {
+            "description": "The CA bundle.",
+            "schema": {
+              "$ref": "#/definitions/caBundleEnvelope"
+            }
+          },
+          "401": {
+            "$ref": "#/responses/unauthorized"
+          },
+          "413": {
+            "$ref": "#/responses/tooLarge"
+          },
+          "500": {
+            "$ref": "#/responses/unhandled"
+          }
+        },
+        "security": [
+          {
+            "ztSession": []
+          }
+        ]
+      }
+    },
     "/edge/router/v1/events": {
       "get": {
         "description": "Returns the events after the cursor ` + "`" + `after` + "`" + ` at once when there are\nany, otherwise waits up to ` + "`" + `wait` + "`" + ` seconds for one. Without ` + "`" + `after` + "`" + `,\nreturns no events and the current cursor to start from. A cursor\nolder than the retained history gives 410 CURSOR_EXPIRED: drop\nevery cached admission and start again.\n",
@@ -1714,6 +1746,33 @@ func init() {
           "maxLength": 255,
           "minLength": 1,
           "x-nullable": true
+        }
+      }
+    },
+    "caBundle": {
+      "type": "object",
+      "required": [
+        "cas"
+      ],
+      "properties": {
+        "cas": {
+          "description": "PEM CERTIFICATE blocks, in a stable order.",
+          "type": "string"
+        }
+      }
+    },
+    "caBundleEnvelope": {
+      "type": "object",
+      "required": [
+        "data",
+        "meta"
+      ],
+      "properties": {
+        "data": {
+          "$ref": "#/definitions/caBundle"
+        },
+        "meta": {
+          "$ref": "#/definitions/meta"
         }
       }
     },
@@ -4610,6 +4669,53 @@ func init() {
         ]
       }
     },
+    "/edge/router/v1/cas": {
+      "get": {
+        "description": "The same PEM bundle as the ` + "`" + `cas` + "`" + ` of a created certificate: the CA\ncertificates, roots included, that a router trusts for the client\ncertificates it admits. A router that is given no CA file reads it\nhere after logging in.\n",
+        "tags": [
+          "Router"
+        ],
+        "summary": "Show the CA bundle that API Session Certificates chain to.",
+        "operationId": "listRouterCas",
+        "responses": {
+          "200": {
+            "description": "The CA bundle.",
+            "schema": {
+              "$ref": "#/definitions/caBundleEnvelope"
+            }
+          },
+          "401": {
+            "description": "No session token, or one that is unknown, ended or expired.",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            },
+            "headers": {
+              "WWW-Authenticate": {
+                "type": "string",
+                "description": "The zt-session challenge, saying whether the token was missing or invalid."
+              }
+            }
+          },
+          "413": {
+            "description": "The request body is over 1 MiB (any operation; most take no body at all).",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          },
+          "500": {
+            "description": "A fault in the server. The reply carries only the request id.",
+            "schema": {
+              "$ref": "#/definitions/apiErrorEnvelope"
+            }
+          }
+        },
+        "security": [
+          {
+            "ztSession": []
+          }
+        ]
+      }
+    },
     "/edge/router/v1/events": {
       "get": {
         "description": "Returns the events after the cursor ` + "`" + `after` + "`" + ` at once when there are\nany, otherwise waits up to ` + "`" + `wait` + "`" + ` seconds for one. Without ` + "`" + `after` + "`" + `,\nreturns no events and the current cursor to start from. A cursor\nolder than the retained history gives 410 CURSOR_EXPIRED: drop\nevery cached admission and start again.\n",
@@ -5224,6 +5330,33 @@ func init() {
           "maxLength": 255,
           "minLength": 1,
           "x-nullable": true
+        }
+      }
+    },
+    "caBundle": {
+      "type": "object",
+      "required": [
+        "cas"
+      ],
+      "properties": {
+        "cas": {
+          "description": "PEM CERTIFICATE blocks, in a stable order.",
+          "type": "string"
+        }
+      }
+    },
+    "caBundleEnvelope": {
+      "type": "object",
+      "required": [
+        "data",
+        "meta"
+      ],
+      "properties": {
+        "data": {
+          "$ref": "#/definitions/caBundle"
+        },
+        "meta": {
+          "$ref": "#/definitions/meta"
         }
       }
     },

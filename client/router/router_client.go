@@ -74,6 +74,12 @@ type ClientService interface {
 	// ListEventsContext follow removals of sessions and certificates long poll.
 	ListEventsContext(ctx context.Context, params *ListEventsParams, authInfo runtime.ClientAuthInfoWriter, opts ...ClientOption) (*ListEventsOK, error)
 
+	// ListRouterCas show the c a bundle that API session certificates chain to.
+	ListRouterCas(params *ListRouterCasParams, authInfo runtime.ClientAuthInfoWriter, opts ...ClientOption) (*ListRouterCasOK, error)
+
+	// ListRouterCasContext show the c a bundle that API session certificates chain to.
+	ListRouterCasContext(ctx context.Context, params *ListRouterCasParams, authInfo runtime.ClientAuthInfoWriter, opts ...ClientOption) (*ListRouterCasOK, error)
+
 	SetTransport(transport runtime.ContextualTransport)
 }
 
@@ -293,6 +299,81 @@ func (a *Client) ListEventsContext(ctx context.Context, params *ListEventsParams
 	//
 	// safeguard: normally, in the absence of a default response, unknown success responses return an error above: so this is a codegen issue
 	msg := fmt.Sprintf("unexpected success response for listEvents: API contract not enforced by server. Client expected to get an error, but got: %T", result)
+	panic(msg)
+}
+
+// ListRouterCas shows the c a bundle that API session certificates chain to.
+//
+// The same PEM bundle as the `cas` of a created certificate: the CA
+// certificates, roots included, that a router trusts for the client
+// certificates it admits. A router that is given no CA file reads it
+// here after logging in.
+// .
+//
+// This method does not support injected context.
+// However, timeout and opentracing contexts are honored whenever enabled.
+//
+// If you need to pass a specific context, use [Client.ListRouterCasContext] instead.
+func (a *Client) ListRouterCas(params *ListRouterCasParams, authInfo runtime.ClientAuthInfoWriter, opts ...ClientOption) (*ListRouterCasOK, error) {
+	var ctx context.Context
+	if params != nil && params.inner.ctx != nil {
+		ctx = params.inner.ctx
+	} else {
+		ctx = context.Background()
+	}
+
+	return a.ListRouterCasContext(ctx, params, authInfo, opts...)
+}
+
+// ListRouterCasContext shows the c a bundle that API session certificates chain to.
+//
+// The same PEM bundle as the `cas` of a created certificate: the CA
+// certificates, roots included, that a router trusts for the client
+// certificates it admits. A router that is given no CA file reads it
+// here after logging in.
+// .
+//
+// Do not use the deprecated [ListRouterCasParams.Context] with this method: it would be ignored.
+func (a *Client) ListRouterCasContext(ctx context.Context, params *ListRouterCasParams, authInfo runtime.ClientAuthInfoWriter, opts ...ClientOption) (*ListRouterCasOK, error) {
+	// NOTE: parameters are not validated before sending
+	if params == nil {
+		params = NewListRouterCasParams()
+	}
+
+	op := &runtime.ClientOperation{
+		ID:                 "listRouterCas",
+		Method:             "GET",
+		PathPattern:        "/edge/router/v1/cas",
+		ProducesMediaTypes: []string{"application/json"},
+		ConsumesMediaTypes: []string{"application/json"},
+		Schemes:            []string{"https"},
+		Params:             params,
+		Reader:             &ListRouterCasReader{formats: a.formats},
+		AuthInfo:           authInfo,
+		Client:             params.HTTPClient,
+	}
+
+	for _, opt := range opts {
+		opt(op)
+	}
+
+	result, err := a.transport.SubmitContext(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+
+	// only one success response has to be checked
+	success, ok := result.(*ListRouterCasOK)
+	if ok {
+		return success, nil
+	}
+
+	// unexpected success response.
+
+	// no default response is defined.
+	//
+	// safeguard: normally, in the absence of a default response, unknown success responses return an error above: so this is a codegen issue
+	msg := fmt.Sprintf("unexpected success response for listRouterCas: API contract not enforced by server. Client expected to get an error, but got: %T", result)
 	panic(msg)
 }
 

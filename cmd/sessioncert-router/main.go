@@ -51,8 +51,8 @@ var flagHelp = map[string]string{
 	"listen":          "address the HTTPS proxy listens on",
 	"tls-certificate": "the router's server certificate (PEM, chain allowed)",
 	"tls-key":         "private key of --tls-certificate",
-	"client-ca": "PEM bundle client certificates must chain to: the controller's CA bundle " +
-		"(data/pki/ca-bundle.pem, or the cas of an issued certificate)",
+	"client-ca": "PEM bundle client certificates must chain to; default: the controller's CA " +
+		"bundle, read from the controller at start",
 	"controller": "base URL of the sessioncert controller",
 	"controller-ca": "PEM bundle to trust the controller's TLS certificate; default: the " +
 		"system roots",
@@ -77,7 +77,7 @@ func (o *options) check() (controller, upstream *url.URL, err error) {
 	var missing []string
 	for _, f := range []struct{ name, value string }{
 		{"--tls-certificate", o.TLSCertificate}, {"--tls-key", o.TLSKey},
-		{"--client-ca", o.ClientCA}, {"--username", o.Username}, {"--password", o.Password},
+		{"--username", o.Username}, {"--password", o.Password},
 		{"--upstream", o.Upstream},
 	} {
 		if f.value == "" {
@@ -254,6 +254,19 @@ func (rt *router) run(ctx context.Context, ln net.Listener) error {
 	case err := <-gateDone:
 		_ = ln.Close()
 		return fmt.Errorf("following events: %w", err)
+	}
+	if rt.srv.TLSConfig.ClientCAs == nil {
+		if err := rt.loadClientCAs(ctx); err != nil {
+			_ = ln.Close()
+			stopGate()
+			if gerr := <-gateDone; gerr != nil {
+				err = errors.Join(err, fmt.Errorf("following events: %w", gerr))
+			}
+			if ctx.Err() != nil {
+				return nil // stopped while waiting for the controller
+			}
+			return err
+		}
 	}
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- rt.srv.ServeTLS(ln, "", "") }()

@@ -20,6 +20,28 @@ import (
 	"github.com/sessioncert/sessioncert/pkg/server/servertest"
 )
 
+// TestClientCAsFromController starts the router without --client-ca: it
+// reads the controller's CA bundle after logging in, so that a session
+// certificate passes the handshake and one of another CA does not.
+func TestClientCAsFromController(t *testing.T) {
+	e, admin := startController(t, servertest.Options{})
+	e.CreateIdentity(t, admin, "alice", "User", "alice-password")
+	a := e.Login(t, "alice", "alice-password")
+	certA := e.IssueCertificate(t, a).TLSCert
+	stranger := newTestPKI(t).issue(t, false)
+	setup := controllerSetup(e)
+	setup.clientCA = ""
+	r := startRouter(t, e, setup)
+
+	if res := r.get(t, &certA, a.Token); res.err != nil || res.status != http.StatusOK {
+		t.Errorf("a session certificate with its token: %d %q (%v), want 200", res.status, res.code, res.err)
+	}
+	if res := r.get(t, &stranger, a.Token); res.err == nil ||
+		!strings.Contains(res.err.Error(), "tls: unknown certificate authority") {
+		t.Errorf("a certificate of another CA: %d (%v), want the handshake to fail", res.status, res.err)
+	}
+}
+
 // TestAdmissionRules shows each admission rule with the router in front:
 // only the certificate of the very session named by the token passes, and
 // what passes reaches the upstream with the router's headers and without

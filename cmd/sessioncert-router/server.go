@@ -21,7 +21,9 @@ import (
 // serverTLSConfig is the router's listener: its own certificate, and a
 // client certificate required and verified against the client CA bundle,
 // so that a certificate from any other CA fails in the handshake, before
-// the controller is asked anything.
+// the controller is asked anything. Without clientCAFile the config has no
+// ClientCAs yet: the router reads them from the controller before it
+// serves (router.loadClientCAs).
 func serverTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
@@ -30,9 +32,6 @@ func serverTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error
 	clientCAs, err := loadPool(clientCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("--client-ca: %w", err)
-	}
-	if clientCAs == nil {
-		return nil, fmt.Errorf("--client-ca: required")
 	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,

@@ -151,6 +151,63 @@ func (g *Gate) askAdmission(
 	return adm, nil
 }
 
+// ClientCAs asks the controller for the CA certificates its API Session
+// Certificates chain to (the cas of an issued certificate), for a router
+// to verify client certificates against in its TLS handshakes. It returns
+// ErrLoginRefused or ErrNotRouter as Admit does, and an error wrapping
+// ErrUnavailable when the controller cannot be reached or answers with
+// anything but CA certificates.
+func (g *Gate) ClientCAs(ctx context.Context) ([]*x509.Certificate, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.CallTimeout)
+	defer cancel()
+	var ok *router.ListRouterCasOK
+	err := g.call(ctx, func(auth runtime.ClientAuthInfoWriter) error {
+		var err error
+		ok, err = g.cfg.Client.Router.ListRouterCasContext(ctx, &router.ListRouterCasParams{}, auth)
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrLoginRefused), errors.Is(err, ErrNotRouter):
+		return nil, err
+	case err != nil:
+		return nil, unavailable("list CAs", err)
+	case ok.Payload == nil || ok.Payload.Data == nil || ok.Payload.Data.Cas == nil:
+		return nil, unavailable("list CAs", errors.New("empty CA bundle"))
+	}
+	cas, err := parseCABundle([]byte(*ok.Payload.Data.Cas))
+	if err != nil {
+		return nil, unavailable("list CAs", err)
+	}
+	return cas, nil
+}
+
+// parseCABundle reads PEM CERTIFICATE blocks that are all CA certificates.
+func parseCABundle(bundle []byte) ([]*x509.Certificate, error) {
+	var cas []*x509.Certificate
+	for rest := bundle; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("CA bundle holds a %s block", b.Type)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("CA bundle: %w", err)
+		}
+		if !c.IsCA {
+			return nil, fmt.Errorf("CA bundle holds %q, which is not a CA", c.Subject)
+		}
+		cas = append(cas, c)
+	}
+	if len(cas) == 0 {
+		return nil, errors.New("CA bundle holds no certificate")
+	}
+	return cas, nil
+}
+
 func encodeChain(chain []*x509.Certificate) string {
 	var b bytes.Buffer
 	for _, c := range chain {

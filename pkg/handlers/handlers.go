@@ -113,6 +113,7 @@ func (h *Handlers) Register(api *operations.SessioncertAPI) {
 	api.RouterCreateAdmissionHandler = createAdmissionHandler{h}
 	api.RouterListEventsHandler = listEventsHandler{h}
 	api.RouterCreateHeartbeatHandler = createHeartbeatHandler{h}
+	api.RouterListRouterCasHandler = listRouterCAsHandler{h}
 }
 
 // authenticateToken resolves a zt-session token for the generated security

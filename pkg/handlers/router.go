@@ -187,3 +187,12 @@ var createHeartbeatErrors = errorReplies[router.CreateHeartbeatResponder]{
 	500: &router.CreateHeartbeatInternalServerError{},
 	503: &router.CreateHeartbeatServiceUnavailable{},
 }
+
+type listRouterCAsHandler struct{ h *Handlers }
+
+func (l listRouterCAsHandler) Handle(_ router.ListRouterCasParams, _ *auth.Principal) router.ListRouterCasResponder {
+	return router.NewListRouterCasOK().WithPayload(&models.CaBundleEnvelope{
+		Data: &models.CaBundle{Cas: ptr(l.h.cfg.Issuer.BundlePEM())},
+		Meta: emptyMeta(),
+	})
+}

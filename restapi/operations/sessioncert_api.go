@@ -228,6 +228,13 @@ func NewSessioncertAPI(spec *loads.Document) *SessioncertAPI {
 			return identities.ListIdentitiesNotImplemented()
 		}),
 
+		RouterListRouterCasHandler: router.ListRouterCasHandlerFunc(func(params router.ListRouterCasParams, principal *auth.Principal) router.ListRouterCasResponder {
+			_ = params
+			_ = principal
+
+			return router.ListRouterCasNotImplemented()
+		}),
+
 		InformationalListVersionHandler: informational.ListVersionHandlerFunc(func(params informational.ListVersionParams) informational.ListVersionResponder {
 			_ = params
 
@@ -361,6 +368,8 @@ type SessioncertAPI struct {
 	InformationalListHealthChecksHandler informational.ListHealthChecksHandler
 	// IdentitiesListIdentitiesHandler sets the operation handler for the list identities operation
 	IdentitiesListIdentitiesHandler identities.ListIdentitiesHandler
+	// RouterListRouterCasHandler sets the operation handler for the list router cas operation
+	RouterListRouterCasHandler router.ListRouterCasHandler
 	// InformationalListVersionHandler sets the operation handler for the list version operation
 	InformationalListVersionHandler informational.ListVersionHandler
 	// AuthenticatorsPatchAuthenticatorHandler sets the operation handler for the patch authenticator operation
@@ -527,6 +536,9 @@ func (o *SessioncertAPI) Validate() error {
 	}
 	if o.IdentitiesListIdentitiesHandler == nil {
 		unregistered = append(unregistered, "identities.ListIdentitiesHandler")
+	}
+	if o.RouterListRouterCasHandler == nil {
+		unregistered = append(unregistered, "router.ListRouterCasHandler")
 	}
 	if o.InformationalListVersionHandler == nil {
 		unregistered = append(unregistered, "informational.ListVersionHandler")
@@ -744,6 +756,10 @@ func (o *SessioncertAPI) initHandlerCache() {
 		o.handlers["GET"] = make(map[string]http.Handler)
 	}
 	o.handlers["GET"]["/edge/management/v1/identities"] = identities.NewListIdentities(o.context, o.IdentitiesListIdentitiesHandler)
+	if o.handlers["GET"] == nil {
+		o.handlers["GET"] = make(map[string]http.Handler)
+	}
+	o.handlers["GET"]["/edge/router/v1/cas"] = router.NewListRouterCas(o.context, o.RouterListRouterCasHandler)
 	if o.handlers["GET"] == nil {
 		o.handlers["GET"] = make(map[string]http.Handler)
 	}

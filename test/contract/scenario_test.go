@@ -664,6 +664,13 @@ func (r *run) routerAPI(t *testing.T) {
 	strangerPEM := pemBlock("CERTIFICATE", stranger.Certificate[0])
 	r.want(t, "createAdmission", 403, "CERTIFICATE_UNTRUSTED", admit(r.alice.Token, strangerPEM))
 	r.want(t, "createAdmission", 400, "COULD_NOT_VALIDATE", admit(r.alice.Token, "not a certificate"))
+	r.want(t, "listRouterCas", 200, "", func() error {
+		res, err := rt.ListRouterCas(&router.ListRouterCasParams{}, r.router.Auth)
+		if err == nil && *res.Payload.Data.Cas != r.aliceCert.CAs {
+			t.Errorf("the router's CA bundle differs from the cas of an issued certificate")
+		}
+		return err
+	})
 
 	// The event stream: where to start, then one event after a delete.
 	events := func(after *string) (cursor string, err error) {
