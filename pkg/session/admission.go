@@ -203,7 +203,9 @@ const MaxEventWait = 60 * time.Second
 // Events returns up to limit removal events after the cursor, waiting up to
 // wait, as the registry's clock measures it, for one when there is none yet.
 // It returns store.ErrCursorExpired for a cursor older than the retained
-// history. The returned cursor is where the caller asks from next.
+// history. The returned cursor is where the caller asks from next. A caller
+// that goes away (ctx done) ends the wait as if it had passed: no events and
+// no error, since nothing failed but the caller's patience.
 func (r *Registry) Events(
 	ctx context.Context,
 	after uint64,
@@ -215,6 +217,9 @@ func (r *Registry) Events(
 	for {
 		evs, err := r.cfg.Store.Events(ctx, after, limit)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, after, nil
+			}
 			return nil, after, err
 		}
 		if len(evs) > 0 {
@@ -234,7 +239,7 @@ func (r *Registry) Events(
 		}
 		switch {
 		case err == nil:
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil, ctx.Err() != nil:
 			return nil, after, nil
 		default:
 			return nil, after, err

@@ -54,3 +54,38 @@ func TestEventsWaitsOnTheRegistryClock(t *testing.T) {
 			len(evs), next, err, cursor)
 	}
 }
+
+// TestEventsCallerGoesAway ends a long poll by cancelling its context, as a
+// router that disconnects does: the wait ends without an error, which the
+// server would otherwise log and count as its own fault.
+func TestEventsCallerGoesAway(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	ctx := context.Background()
+	cursor, err := f.reg.EventCursor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		cancel func(context.CancelFunc)
+	}{
+		{"before the poll", func(cancel context.CancelFunc) { cancel() }},
+		{"during the wait", func(cancel context.CancelFunc) {
+			go func() {
+				time.Sleep(50 * time.Millisecond)
+				cancel()
+			}()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			tc.cancel(cancel)
+			evs, next, err := f.reg.Events(ctx, cursor, session.MaxEventWait, 10)
+			if err != nil || len(evs) != 0 || next != cursor {
+				t.Errorf("Events = %d events, cursor %d, %v; want none, cursor %d, no error",
+					len(evs), next, err, cursor)
+			}
+		})
+	}
+}
