@@ -115,13 +115,16 @@ func toAPIError(err error) *apiError {
 	case stderrors.Is(err, session.ErrNotFound), stderrors.Is(err, store.ErrNotFound):
 		return errNotFound()
 	case stderrors.As(err, &csrErr):
+		// Only the detail is the client's to read: the underlying parse
+		// or signature error may quote the input, and goes to the log.
 		return &apiError{
 			status: http.StatusBadRequest, code: CodeCouldNotProcessCSR,
 			message: "the CSR could not be processed",
 			cause: &models.APIErrorCause{
 				Code:    csrErr.Reason.String(),
-				Message: csrErr.Error(),
+				Message: csrErr.Detail,
 			},
+			internal: err,
 		}
 	case stderrors.As(err, &login):
 		return &apiError{
