@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"crypto"
 	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // G505: the wire contract names certificates by SHA-1
 	"crypto/x509"
@@ -27,10 +28,26 @@ var (
 	ErrNoCSR = errors.New("ca: no csr")
 
 	// ErrSelfCheck is returned by Sign when the certificate it just signed
-	// does not parse back or does not verify against the CA's chain. It
-	// points at a faulty signer or chain, not at the request.
+	// does not parse back, or its signature does not verify under the
+	// signing certificate's key, or it does not verify against the CA's
+	// chain. It points at a faulty signer or chain, not at the request.
 	ErrSelfCheck = errors.New("ca: issued certificate failed its self-check")
+
+	// ErrSignerFailed is returned by Sign, wrapping the signer's error, when
+	// Config.Signer cannot sign: a KMS or HSM that cannot be reached, or
+	// whose key is disabled.
+	ErrSignerFailed = errors.New("ca: signer failed")
 )
+
+// CannotSign reports whether err, returned by Sign, means that the CA cannot
+// issue any certificate now, whatever the request: its chain is outside its
+// validity (ErrCAExpired, ErrCANotYetValid), its signer fails
+// (ErrSignerFailed), or what it signs does not verify (ErrSelfCheck). Such a
+// CA needs its operator, not a different request.
+func CannotSign(err error) bool {
+	return errors.Is(err, ErrCAExpired) || errors.Is(err, ErrCANotYetValid) ||
+		errors.Is(err, ErrSignerFailed) || errors.Is(err, ErrSelfCheck)
+}
 
 // SignRequest is what Sign needs to issue one API Session Certificate.
 type SignRequest struct {
@@ -83,8 +100,9 @@ type Issued struct {
 //
 // Sign returns ErrNoCSR; a *CSRError when the key is refused; ErrInvalidID
 // for an id that cannot be used; ErrCAExpired or ErrCANotYetValid when the
-// chain is not valid now; ErrSelfCheck when the issued certificate does not
-// verify; or the signer's error.
+// chain is not valid now; ErrSignerFailed when the signer returns an error;
+// and ErrSelfCheck when the issued certificate does not verify. CannotSign
+// tells the errors that no request can avoid.
 func (c *CA) Sign(req SignRequest) (*Issued, error) {
 	if req.CSR == nil {
 		return nil, ErrNoCSR
@@ -100,7 +118,8 @@ func (c *CA) Sign(req SignRequest) (*Issued, error) {
 	}
 	now := c.now()
 	if err := checkWindow(c.notBefore, c.notAfter, now); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: the chain is valid from %s to %s", err,
+			c.notBefore.UTC().Format(time.RFC3339), c.notAfter.UTC().Format(time.RFC3339))
 	}
 
 	// Validity: backdated for skew, never outside the chain.
@@ -137,9 +156,20 @@ func (c *CA) Sign(req SignRequest) (*Issued, error) {
 	}
 
 	// Sign. x509 also checks the signature under the CA's public key, which
-	// catches a signer that returns garbage.
-	der, err := x509.CreateCertificate(c.rand, tmpl, c.cert, req.CSR.PublicKey, c.signer)
-	if err != nil {
+	// catches a signer that returns garbage or signs with another key. The
+	// signer is watched so that its faults are told apart from a template
+	// x509 refuses, which would be a bug here.
+	signer := &watchedSigner{Signer: c.signer}
+	der, err := x509.CreateCertificate(c.rand, tmpl, c.cert, req.CSR.PublicKey, signer)
+	switch {
+	case err == nil:
+	case signer.err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrSignerFailed, signer.err)
+	case signer.signed:
+		// Signing is the last step x509 can fail after; what fails once the
+		// signer has answered is the check of its signature.
+		return nil, fmt.Errorf("%w: %w", ErrSelfCheck, err)
+	default:
 		return nil, fmt.Errorf("ca: sign certificate: %w", err)
 	}
 
@@ -177,6 +207,37 @@ func (c *CA) Sign(req SignRequest) (*Issued, error) {
 		NotBefore:   leaf.NotBefore,
 		NotAfter:    leaf.NotAfter,
 	}, nil
+}
+
+// watchedSigner remembers whether its signer was asked to sign and what it
+// answered. It serves one call of Sign, so it needs no lock.
+type watchedSigner struct {
+	crypto.Signer
+	signed bool  // the signer returned a signature
+	err    error // the signer's error
+}
+
+// Sign signs through the wrapped signer and records the outcome.
+func (w *watchedSigner) Sign(rnd io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	sig, err := w.Signer.Sign(rnd, digest, opts)
+	w.record(err)
+	return sig, err
+}
+
+// SignMessage keeps a signer that signs whole messages (a crypto.MessageSigner)
+// signing them, as it would unwatched, and records the outcome.
+func (w *watchedSigner) SignMessage(rnd io.Reader, msg []byte, opts crypto.SignerOpts) ([]byte, error) {
+	sig, err := crypto.SignMessage(w.Signer, rnd, msg, opts)
+	w.record(err)
+	return sig, err
+}
+
+func (w *watchedSigner) record(err error) {
+	if err != nil {
+		w.err = err
+		return
+	}
+	w.signed = true
 }
 
 // randomSerial returns a positive serial number of serialBytes random bytes.

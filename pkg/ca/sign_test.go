@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"net/url"
@@ -412,5 +413,71 @@ func TestSignCappedByRoot(t *testing.T) {
 	}
 	if !got.NotAfter.Equal(root.NotAfter) {
 		t.Errorf("leaf not after = %v, want the root's %v", got.NotAfter, root.NotAfter)
+	}
+}
+
+// otherKeySigner presents the signing certificate's public key but signs
+// with another key, as a KMS pointed at the wrong key version would.
+type otherKeySigner struct {
+	crypto.Signer // the certificate's key, for Public
+	other         crypto.Signer
+}
+
+func (s otherKeySigner) Sign(rnd io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return s.other.Sign(rnd, digest, opts)
+}
+
+// TestSignWhenTheCACannotSign covers the errors no request can avoid: a
+// chain outside its validity, a signer that fails, and a signer whose
+// signatures do not verify. Each comes out of Sign with no certificate, and
+// CannotSign tells them from the errors of a bad request.
+func TestSignWhenTheCACannotSign(t *testing.T) {
+	good := mustParseCSR(t, makeCSR(t, testKey(t, "P-256", "client"), nil))
+	pki := newTestPKI(t, testNow, "P-256")
+	tests := []struct {
+		name       string
+		signer     crypto.Signer
+		now        time.Time
+		req        SignRequest
+		want       error
+		cannotSign bool
+	}{
+		{name: "chain expired since New", now: pki.inter.NotAfter.Add(time.Second), req: testRequest(good),
+			want: ErrCAExpired, cannotSign: true},
+		{name: "chain not valid yet", now: pki.inter.NotBefore.Add(-time.Second), req: testRequest(good),
+			want: ErrCANotYetValid, cannotSign: true},
+		{name: "signer unreachable", signer: failingSigner{pki.interKey}, req: testRequest(good),
+			want: ErrSignerFailed, cannotSign: true},
+		{name: "signer signs with another key",
+			signer: otherKeySigner{Signer: pki.interKey, other: testKey(t, "P-256", "wrong key version")},
+			req:    testRequest(good), want: ErrSelfCheck, cannotSign: true},
+		{name: "no csr", req: SignRequest{IdentityID: "a", APISessionID: "b", CertificateID: "c"},
+			want: ErrNoCSR},
+		{name: "bad id", req: SignRequest{CSR: good, IdentityID: "a/b", APISessionID: "b", CertificateID: "c"},
+			want: ErrInvalidID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock(testNow)
+			signer := tt.signer
+			if signer == nil {
+				signer = pki.interKey
+			}
+			ca, err := New(Config{Chain: pki.chain(), Signer: signer, TrustDomain: testTD, Now: clock.Now})
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			if !tt.now.IsZero() {
+				clock.Set(tt.now)
+			}
+
+			got, err := ca.Sign(tt.req)
+			if got != nil || !errors.Is(err, tt.want) {
+				t.Fatalf("Sign = %v, %v; want no certificate and %v", got, err, tt.want)
+			}
+			if CannotSign(err) != tt.cannotSign {
+				t.Errorf("CannotSign(%v) = %v, want %v", err, !tt.cannotSign, tt.cannotSign)
+			}
+		})
 	}
 }
