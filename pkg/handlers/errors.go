@@ -153,6 +153,15 @@ func toAPIError(err error) *apiError {
 			status: http.StatusServiceUnavailable, code: CodeUnavailable,
 			message: "the service is temporarily unavailable, try again", internal: err,
 		}
+	case ca.CannotSign(err):
+		// Not a bug, and nothing the client can change: the CA needs its
+		// operator (a new certificate, a reachable signer). The 5xx status
+		// logs it at Error.
+		return &apiError{
+			status: http.StatusServiceUnavailable, code: CodeUnavailable,
+			message:  "the certificate authority cannot issue certificates now, try again later",
+			internal: err,
+		}
 	default:
 		return &apiError{
 			status: http.StatusInternalServerError, code: CodeUnhandled,

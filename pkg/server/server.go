@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
@@ -63,6 +64,11 @@ type Deps struct {
 	// uses it: tests inject faults underneath the server with it. nil
 	// leaves the store as it is.
 	WrapStore func(store.Store) store.Store
+
+	// WrapCASigner, when set, wraps the CA's signer once its key is loaded,
+	// before the CA is built on it: tests stand in a faulty KMS with it.
+	// nil leaves the signer as it is.
+	WrapCASigner func(crypto.Signer) crypto.Signer
 }
 
 // Server is a configured sessioncert-server.
@@ -258,6 +264,9 @@ func (s *Server) loadCA(dev *ca.DevPKI) error {
 	chain, signer, err := ca.LoadFiles(certPath, keyPath)
 	if err != nil {
 		return fmt.Errorf("server: load ca: %w", err)
+	}
+	if s.deps.WrapCASigner != nil {
+		signer = s.deps.WrapCASigner(signer)
 	}
 	td, err := spiffeid.TrustDomainFromString(s.cfg.TrustDomain)
 	if err != nil {

@@ -6,6 +6,7 @@ package servertest
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -91,6 +92,9 @@ type Options struct {
 	// WrapStore wraps the server's store, to inject faults under it.
 	WrapStore func(store.Store) store.Store
 
+	// WrapCASigner wraps the CA's signer, to stand in a faulty one.
+	WrapCASigner func(crypto.Signer) crypto.Signer
+
 	// Version is the build the server reports.
 	Version handlers.VersionInfo
 }
@@ -149,6 +153,7 @@ func Start(t testing.TB, o Options) *Env {
 		AdminPassword: AdminPassword,
 		JWKSClient:    o.JWKSClient,
 		WrapStore:     o.WrapStore,
+		WrapCASigner:  o.WrapCASigner,
 		Version:       o.Version,
 	})
 	if err != nil {
