@@ -182,7 +182,8 @@ func TestCrossSession(t *testing.T) {
 
 // TestCertificatesExpire uses the clock: an expired session's certificates
 // are gone from list and store, and a certificate past NotAfter is not
-// listed even while its session lives.
+// listed, shown or deleted (404, no removal event) even while its session
+// lives.
 func TestCertificatesExpire(t *testing.T) {
 	clock := &servertest.Clock{}
 	clock.Set(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
@@ -205,6 +206,19 @@ func TestCertificatesExpire(t *testing.T) {
 	var nf *current_api_session.DetailCurrentAPISessionCertificateNotFound
 	if !errors.As(err, &nf) {
 		t.Errorf("expired certificate detail: %v, want 404", err)
+	}
+	cursor, err := e.Server.Store().EventCursor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Client(nil).CurrentAPISession.DeleteCurrentAPISessionCertificate(
+		&current_api_session.DeleteCurrentAPISessionCertificateParams{ID: *old.ID}, s.auth)
+	var dnf *current_api_session.DeleteCurrentAPISessionCertificateNotFound
+	if !errors.As(err, &dnf) || *dnf.Payload.Error.Code != "NOT_FOUND" {
+		t.Errorf("expired certificate delete: %v, want 404 NOT_FOUND", err)
+	}
+	if now, err := e.Server.Store().EventCursor(ctx); err != nil || now != cursor {
+		t.Errorf("event cursor moved from %d to %d (%v): the delete recorded a removal", cursor, now, err)
 	}
 
 	// The session idles past its timeout: refused, and the sweeper removes

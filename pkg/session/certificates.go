@@ -187,8 +187,14 @@ func (i *Issuer) Get(ctx context.Context, apiSessionID, id string) (*store.Certi
 }
 
 // Delete removes one certificate of the session and returns the removal
-// event; ErrNotFound if it is not one of the session's.
+// event. It returns ErrNotFound, and removes nothing, when the certificate
+// is not one of the session's or is past its validity: what Get and List
+// do not show cannot be deleted either, and a certificate refused by its
+// own validity needs no event; the sweeper removes it.
 func (i *Issuer) Delete(ctx context.Context, apiSessionID, id string) (*store.Event, error) {
+	if _, err := i.Get(ctx, apiSessionID, id); err != nil {
+		return nil, err
+	}
 	ev, err := i.reg.cfg.Store.DeleteCertificate(ctx, apiSessionID, id, i.reg.cfg.Now().UTC())
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound
