@@ -18,9 +18,11 @@ import (
 // Config.Lifetime is zero.
 const DefaultLifetime = 12 * time.Hour
 
-// DefaultBackdate is how far before the moment of signing an issued
-// certificate becomes valid when Config.Backdate is zero. It absorbs clock
-// skew between this server and the peers that check the certificate.
+// DefaultBackdate is the backdate a server should pass in Config.Backdate
+// unless its operator chose another (sessioncert-server's --cert-backdate
+// defaults to it): how far before the moment of signing an issued
+// certificate becomes valid, to absorb clock skew between this server and
+// the peers that check the certificate.
 const DefaultBackdate = time.Minute
 
 // maxClientChain bounds the certificates VerifyClient looks at, so a peer
@@ -100,7 +102,9 @@ type Config struct {
 	Lifetime time.Duration
 
 	// Backdate is subtracted from the signing time to get NotBefore. Zero
-	// means DefaultBackdate.
+	// means no backdating: NotBefore is the signing time. It is not
+	// defaulted, so that an operator's explicit zero holds; pass
+	// DefaultBackdate for the usual allowance for clock skew.
 	Backdate time.Duration
 
 	// Now returns the current time. Nil means time.Now.
@@ -176,9 +180,6 @@ func New(cfg Config) (*CA, error) {
 	}
 	if ca.lifetime == 0 {
 		ca.lifetime = DefaultLifetime
-	}
-	if ca.backdate == 0 {
-		ca.backdate = DefaultBackdate
 	}
 	if ca.now == nil {
 		ca.now = time.Now

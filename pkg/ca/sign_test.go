@@ -208,7 +208,14 @@ func TestSignValidity(t *testing.T) {
 		wantNotAfter  time.Time
 	}{
 		{
-			name:          "defaults",
+			name:          "defaults: lifetime 12h, no backdating",
+			now:           testNow,
+			wantNotBefore: testNow,
+			wantNotAfter:  testNow.Add(12 * time.Hour),
+		},
+		{
+			name:          "the default backdate",
+			backdate:      DefaultBackdate,
 			now:           testNow,
 			wantNotBefore: testNow.Add(-time.Minute),
 			wantNotAfter:  testNow.Add(12 * time.Hour),
@@ -224,11 +231,19 @@ func TestSignValidity(t *testing.T) {
 		{
 			name:          "sub-second clock is truncated",
 			now:           testNow.Add(700 * time.Millisecond),
+			wantNotBefore: testNow,
+			wantNotAfter:  testNow.Add(12 * time.Hour),
+		},
+		{
+			name:          "sub-second clock is truncated after backdating",
+			backdate:      DefaultBackdate,
+			now:           testNow.Add(700 * time.Millisecond),
 			wantNotBefore: testNow.Add(-time.Minute),
 			wantNotAfter:  testNow.Add(12 * time.Hour),
 		},
 		{
 			name:          "capped at issuer expiry",
+			backdate:      DefaultBackdate,
 			interTo:       testNow.Add(2 * time.Hour),
 			now:           testNow,
 			wantNotBefore: testNow.Add(-time.Minute),
@@ -236,6 +251,7 @@ func TestSignValidity(t *testing.T) {
 		},
 		{
 			name:          "not before the issuer",
+			backdate:      DefaultBackdate,
 			interFrom:     testNow.Add(-20 * time.Second),
 			now:           testNow,
 			wantNotBefore: testNow.Add(-20 * time.Second),

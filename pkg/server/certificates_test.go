@@ -240,6 +240,41 @@ func TestCertificatesExpire(t *testing.T) {
 	}
 }
 
+// TestCertBackdate issues a certificate under the default --cert-backdate
+// and under an explicit 0: the default backdates NotBefore by ca's default
+// minute, and 0 does not backdate at all.
+func TestCertBackdate(t *testing.T) {
+	def, err := server.DefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Certs.Backdate != ca.DefaultBackdate {
+		t.Errorf("--cert-backdate defaults to %s, want ca.DefaultBackdate (%s)", def.Certs.Backdate,
+			ca.DefaultBackdate)
+	}
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name          string
+		config        func(*server.Config)
+		wantNotBefore time.Time
+	}{
+		{"default", nil, now.Add(-time.Minute)},
+		{"zero", func(c *server.Config) { c.Certs.Backdate = 0 }, now},
+		{"five minutes", func(c *server.Config) { c.Certs.Backdate = 5 * time.Minute }, now.Add(-5 * time.Minute)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &servertest.Clock{}
+			clock.Set(now)
+			e := servertest.Start(t, servertest.Options{Clock: clock, Config: tc.config})
+			leaf := e.IssueCertificate(t, e.Admin(t)).Leaf
+			if !leaf.NotBefore.Equal(tc.wantNotBefore) || !leaf.NotAfter.Equal(now.Add(12*time.Hour)) {
+				t.Errorf("valid %s to %s, want %s to %s", leaf.NotBefore, leaf.NotAfter, tc.wantNotBefore,
+					now.Add(12*time.Hour))
+			}
+		})
+	}
+}
+
 // TestCertificateCap shows the per-session cap answers 429 and stores
 // nothing more.
 func TestCertificateCap(t *testing.T) {

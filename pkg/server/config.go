@@ -109,7 +109,7 @@ var flagHelp = map[string]string{
 		"default: the development PKI",
 	"ca-key":                "private key of --ca-cert (PKCS#8, SEC 1 or PKCS#1 PEM)",
 	"cert-lifetime":         "validity of issued certificates",
-	"cert-backdate":         "how far NotBefore is set in the past, for clock skew",
+	"cert-backdate":         "how far NotBefore is set in the past, for clock skew (0: not at all)",
 	"max-certs-per-session": "live certificates one session may hold",
 	"cert-rate-burst": "certificate requests one session may make at once " +
 		"(0 disables the limit)",

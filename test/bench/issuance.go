@@ -77,8 +77,8 @@ func devCA() (*ca.CA, func(), error) {
 		cleanup()
 		return nil, nil, err
 	}
-	c, err := ca.New(ca.Config{Chain: chain, Signer: signer, TrustDomain: spiffeid.RequireTrustDomainFromString(
-		"sessioncert.local")})
+	c, err := ca.New(ca.Config{Chain: chain, Signer: signer, Backdate: ca.DefaultBackdate,
+		TrustDomain: spiffeid.RequireTrustDomainFromString("sessioncert.local")})
 	if err != nil {
 		cleanup()
 		return nil, nil, err
