@@ -269,3 +269,43 @@ func TestHeartbeat(t *testing.T) {
 			got, unnamedBefore)
 	}
 }
+
+// TestAdmissionOfAnExpiredCertificate presents a certificate past its
+// NotAfter with the token of its session, which lives on: 403
+// CERTIFICATE_EXPIRED, before the sweeper removed the record and after.
+func TestAdmissionOfAnExpiredCertificate(t *testing.T) {
+	clock := &servertest.Clock{}
+	clock.Set(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
+	e := servertest.Start(t, servertest.Options{Clock: clock, Config: func(c *server.Config) {
+		c.SessionTimeout = 30 * time.Minute
+		c.Certs.Lifetime = 10 * time.Minute
+	}})
+	admin := e.Admin(t)
+	e.CreateIdentity(t, admin, "edge1", "Router", "router-password")
+	r := e.Login(t, "edge1", "router-password")
+	a := e.Admin(t)
+	cert := e.IssueCertificate(t, a)
+	if _, code := admit(t, e, r, a.Token, cert.Chain); code != "" {
+		t.Fatalf("fresh certificate: %s, want admitted", code)
+	}
+
+	clock.Advance(11 * time.Minute) // past NotAfter, within both sessions' timeout
+	for _, step := range []struct {
+		name  string
+		sweep bool
+	}{
+		{"not swept yet", false},
+		{"swept", true},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			if step.sweep {
+				if _, err := e.Server.Registry().Sweep(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, code := admit(t, e, r, a.Token, cert.Chain); code != "CERTIFICATE_EXPIRED" {
+				t.Errorf("expired certificate with its session's token: %q, want CERTIFICATE_EXPIRED", code)
+			}
+		})
+	}
+}

@@ -157,10 +157,18 @@ func (i *Issuer) Admit(
 	fp := ca.Fingerprint(leaf.Raw)
 	rec, err := i.reg.cfg.Store.FindCertificateByFingerprint(ctx, s.ID, fp)
 	if errors.Is(err, store.ErrNotFound) {
-		if _, verr := i.verifier.VerifyClient(chain); verr != nil {
+		_, verr := i.verifier.VerifyClient(chain)
+		switch {
+		case verr == nil:
+			return nil, &AdmissionError{Reason: ErrCertificateNotBound}
+		case errors.Is(verr, ca.ErrClientCertExpired):
+			// One of our certificates past its validity, whose record the
+			// sweeper may already have removed: the same answer as before
+			// the sweep.
+			return nil, &AdmissionError{Reason: ErrCertificateExpired}
+		default:
 			return nil, &AdmissionError{Reason: ErrCertificateUntrusted}
 		}
-		return nil, &AdmissionError{Reason: ErrCertificateNotBound}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("session: admission: %w", err)
