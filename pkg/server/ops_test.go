@@ -539,6 +539,65 @@ func TestAuditRound(t *testing.T) {
 	}
 }
 
+// TestAuditRefusedAdmission has a router ask for admissions that are
+// refused: each refusal writes one admission.refused line naming the
+// router, the reason and the leaf's fingerprint, a granted admission writes
+// none, and no line holds a token or any PEM.
+func TestAuditRefusedAdmission(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	admin := e.Admin(t)
+	routerID := e.CreateIdentity(t, admin, "edge1", "Router", "router-password")
+	r := e.Login(t, "edge1", "router-password")
+	a, b := e.Admin(t), e.Admin(t)
+	cert := e.IssueCertificate(t, a)
+	const unknownToken = "an-unknown-token-sent-by-a-client"
+
+	if _, code := admit(t, e, r, a.Token, cert.Chain); code != "" {
+		t.Fatalf("own certificate: %s, want admitted", code)
+	}
+	refusals := []struct{ token, code string }{
+		{unknownToken, "INVALID_API_SESSION"},
+		{b.Token, "CERTIFICATE_NOT_BOUND"},
+	}
+	for _, rf := range refusals {
+		if _, code := admit(t, e, r, rf.token, cert.Chain); code != rf.code {
+			t.Fatalf("admission: %q, want %s", code, rf.code)
+		}
+	}
+	e.Stop()
+
+	data, err := os.ReadFile(filepath.Join(e.DataDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []audit.Event
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var ev audit.Event
+		if err := jsonUnmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("audit line is not JSON: %v: %s", err, line)
+		}
+		if ev.Type == audit.TypeAdmissionRefused {
+			got = append(got, ev)
+		}
+	}
+	if len(got) != len(refusals) {
+		t.Fatalf("%d admission.refused lines, want %d:\n%s", len(got), len(refusals), data)
+	}
+	for i, ev := range got {
+		if ev.Reason != refusals[i].code || ev.IdentityID != routerID || ev.RequestID == "" ||
+			len(ev.Fingerprints) != 1 || ev.Fingerprints[0] != fingerprintOf(cert.Leaf) {
+			t.Errorf("line %d: reason %q identity %q request %q fingerprints %v; want %s, the router %s, "+
+				"a request id and the leaf's fingerprint", i, ev.Reason, ev.IdentityID, ev.RequestID,
+				ev.Fingerprints, refusals[i].code, routerID)
+		}
+	}
+	for _, secret := range []string{a.Token, b.Token, r.Token, unknownToken, "BEGIN"} {
+		if strings.Contains(string(data), secret) {
+			t.Errorf("the audit file contains a token or PEM (%.6s...)", secret)
+		}
+	}
+}
+
 // TestAuditFailureFailsIssuance writes the audit trail to /dev/full: an
 // issuance then fails instead of going out unrecorded, the certificate is
 // not left behind, and the metrics count no issuance, no live certificate
