@@ -60,11 +60,15 @@ func (s *Server) health(ctx context.Context) []handlers.HealthCheck {
 			if left <= 0 {
 				return false, "the CA certificate has expired"
 			}
-			days := int(left.Hours() / 24)
-			if left < caExpiryWarning {
-				return true, fmt.Sprintf("warning: the CA certificate expires in %d days", days)
+			in := fmt.Sprintf("%d days", int(left.Hours()/24))
+			if left < 24*time.Hour {
+				// "0 days" would hide how urgent the last day is.
+				in = left.Round(time.Minute).String()
 			}
-			return true, fmt.Sprintf("key usable; the CA certificate expires in %d days", days)
+			if left < caExpiryWarning {
+				return true, "warning: the CA certificate expires in " + in
+			}
+			return true, "key usable; the CA certificate expires in " + in
 		}),
 		timed("sweeper", func() (bool, string) {
 			last := s.registry.LastSweep()

@@ -454,6 +454,113 @@ func TestHealthFollowsTheStore(t *testing.T) {
 	}
 }
 
+// healthCheck is one check of the health report, as the wire has it.
+type healthCheck struct {
+	Healthy bool
+	Detail  string
+}
+
+// health fetches /health-checks and returns its status and its checks by id.
+func health(t *testing.T, e *servertest.Env) (int, map[string]healthCheck) {
+	t.Helper()
+	status, body := get(t, e, "/health-checks")
+	var env struct {
+		Data struct {
+			Checks []struct {
+				ID string
+				healthCheck
+			}
+		}
+	}
+	if err := jsonUnmarshal(body, &env); err != nil {
+		t.Fatalf("health report: %v: %s", err, body)
+	}
+	checks := map[string]healthCheck{}
+	for _, c := range env.Data.Checks {
+		checks[c.ID] = c.healthCheck
+	}
+	return status, checks
+}
+
+// TestHealthWarnsOfCAExpiry runs the server on CAs of several remaining
+// validities: the ca check warns inside 30 days while staying healthy, and
+// fails, turning the report 503, once the CA has expired.
+func TestHealthWarnsOfCAExpiry(t *testing.T) {
+	start := time.Now().UTC().Truncate(time.Second)
+	for _, tc := range []struct {
+		name    string
+		caFor   time.Duration // from start
+		advance time.Duration
+		status  int
+		check   healthCheck
+	}{
+		{"40 days left", 40 * 24 * time.Hour, 0, http.StatusOK,
+			healthCheck{true, "key usable; the CA certificate expires in 40 days"}},
+		{"20 days left", 40 * 24 * time.Hour, 20 * 24 * time.Hour, http.StatusOK,
+			healthCheck{true, "warning: the CA certificate expires in 20 days"}},
+		{"hours left", 40 * 24 * time.Hour, 40*24*time.Hour - 5*time.Hour, http.StatusOK,
+			healthCheck{true, "warning: the CA certificate expires in 5h0m0s"}},
+		{"expired", 40 * 24 * time.Hour, 40*24*time.Hour + time.Second, http.StatusServiceUnavailable,
+			healthCheck{false, "the CA certificate has expired"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &servertest.Clock{}
+			clock.Set(start)
+			e := servertest.Start(t, servertest.Options{Clock: clock, Config: func(c *server.Config) {
+				c.Certs.CACert, c.Certs.CAKey = caFiles(t, start.Add(-time.Hour), start.Add(tc.caFor))
+			}})
+			clock.Advance(tc.advance)
+			// A sweep at the new time keeps the sweeper check out of it.
+			if _, err := e.Server.Registry().Sweep(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			status, checks := health(t, e)
+			if status != tc.status || checks["ca"] != tc.check {
+				t.Errorf("%d %+v, want %d %+v", status, checks["ca"], tc.status, tc.check)
+			}
+		})
+	}
+}
+
+// TestHealthSweeperRanRecently moves the clock past three sweep intervals
+// with no sweep: the sweeper check fails and the report is 503, until a
+// sweep runs again.
+func TestHealthSweeperRanRecently(t *testing.T) {
+	clock := &servertest.Clock{}
+	clock.Set(time.Now().UTC().Truncate(time.Second))
+	e := servertest.Start(t, servertest.Options{Clock: clock, Config: func(c *server.Config) {
+		// The real ticker never fires during the test; the steps sweep.
+		c.Store.SweepInterval = time.Hour
+		c.SessionTimeout = 24 * time.Hour
+	}})
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		sweep   bool
+		status  int
+		check   healthCheck
+	}{
+		{"just started", 0, false, http.StatusOK, healthCheck{true, "last sweep 0s ago"}},
+		{"three intervals", 3 * time.Hour, false, http.StatusOK, healthCheck{true, "last sweep 3h0m0s ago"}},
+		{"past three intervals", time.Minute, false, http.StatusServiceUnavailable,
+			healthCheck{false, "last sweep 3h1m0s ago"}},
+		{"swept again", time.Minute, true, http.StatusOK, healthCheck{true, "last sweep 0s ago"}},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			clock.Advance(step.advance)
+			if step.sweep {
+				if _, err := e.Server.Registry().Sweep(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			status, checks := health(t, e)
+			if status != step.status || checks["sweeper"] != step.check {
+				t.Errorf("%d %+v, want %d %+v", status, checks["sweeper"], step.status, step.check)
+			}
+		})
+	}
+}
+
 // get makes a GET without a session and returns the status and body.
 func get(t *testing.T, e *servertest.Env, path string) (int, []byte) {
 	t.Helper()
