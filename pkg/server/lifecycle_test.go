@@ -308,6 +308,46 @@ func TestVersionFlag(t *testing.T) {
 	}
 }
 
+// TestConfigFileUnknownKeyStopsTheBinary starts the built server with a
+// configuration file, YAML or INI, that holds a key naming no flag: it
+// exits non-zero before serving or touching its data directory, and its
+// error names the file and the key.
+func TestConfigFileUnknownKeyStopsTheBinary(t *testing.T) {
+	bin := servertest.Build(t, "./cmd/sessioncert-server")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, file, content, key string
+	}{
+		{"yaml", "server.yaml", "session-timeout: 45m\nsesion-timeout: 45m\n", "sesion-timeout"},
+		{"ini", "server.ini", "[server]\nport = 1280\nlisten-port = 1280\n", "listen-port"},
+		{"a flag that is not a setting", "server.yml", "version: true\n", "version"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.file)
+			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			data := filepath.Join(t.TempDir(), "data")
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "--config", path, "--data-dir", data, "--port", "0")
+			cmd.Env = append(os.Environ(), "SESSIONCERT_ADMIN_PASSWORD="+servertest.AdminPassword)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+				t.Fatalf("exit: %v, want status 2\n%s", err, out)
+			}
+			want := "config file " + path + ": unknown setting " + `"` + tc.key + `"`
+			if !strings.Contains(string(out), want) {
+				t.Errorf("output %q does not say %q", out, want)
+			}
+			if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the data directory was created (%v): the server went on", err)
+			}
+		})
+	}
+}
+
 // syncBuffer is a log destination that tests read while the server writes.
 type syncBuffer struct {
 	mu  sync.Mutex
