@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 
 	"github.com/go-openapi/runtime"
 )
@@ -22,7 +23,15 @@ func strictJSONConsumer() runtime.Consumer {
 		if err := dec.Decode(v); err != nil {
 			return err
 		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		_, err := dec.Token()
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.Is(err, io.EOF):
+		case errors.As(err, &mbe):
+			// Whatever follows the value, the body is over the cap: 413,
+			// not a body that is not JSON.
+			return err
+		default:
 			return errTrailingData
 		}
 		return nil

@@ -4,6 +4,7 @@
 package httpx
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -112,12 +113,51 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 			cfg.TooLarge(rec, r)
 			return
 		}
+		if r.ContentLength < 0 && r.Body != nil {
+			// A body of unknown length (chunked) is read before anything
+			// else sees it, so that one over the cap gets the same 413 as a
+			// declared length, whatever a handler would make of its start.
+			body, n, over := bufferBody(r.Body)
+			if over {
+				cfg.TooLarge(rec, r)
+				return
+			}
+			r.Body, r.ContentLength = body, n
+		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(rec, r.Body, MaxBodySize)
 		}
 		next.ServeHTTP(rec, r)
 	})
 }
+
+// bufferBody reads a body of unknown length up to one byte past
+// MaxBodySize and reports whether it is over. Otherwise it returns a body
+// that replays what was read and its length; when the read failed (a
+// broken chunk, a client gone), the replay ends in that error and the length
+// is -1, so that the handler meets the body as it came.
+func bufferBody(body io.ReadCloser) (replay io.ReadCloser, n int64, over bool) {
+	var buf bytes.Buffer
+	_, err := buf.ReadFrom(io.LimitReader(body, MaxBodySize+1))
+	if buf.Len() > MaxBodySize {
+		return nil, 0, true
+	}
+	if err != nil {
+		return readCloser{io.MultiReader(&buf, failedReader{err}), body}, -1, false
+	}
+	return readCloser{&buf, body}, int64(buf.Len()), false
+}
+
+// readCloser reads from one source and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// failedReader returns err from every read.
+type failedReader struct{ err error }
+
+func (f failedReader) Read([]byte) (int, error) { return 0, f.err }
 
 func logRequest(l *slog.Logger, r *http.Request, req *Request, rec *recorder, d time.Duration) {
 	status := rec.status

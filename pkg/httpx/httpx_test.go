@@ -2,6 +2,8 @@ package httpx
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -67,6 +69,74 @@ func TestMiddleware(t *testing.T) {
 				if !strings.Contains(line, want) {
 					t.Errorf("log line %q lacks %q", line, want)
 				}
+			}
+		})
+	}
+}
+
+// chunked is a body of unknown length, as a chunked request has: data, then
+// err (io.EOF for a body that ends well).
+type chunked struct {
+	data *strings.Reader
+	err  error
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if c.data.Len() == 0 {
+		return 0, c.err
+	}
+	return c.data.Read(p)
+}
+
+func (*chunked) Close() error { return nil }
+
+// TestBodyOfUnknownLength sends bodies without a declared length: one over
+// MaxBodySize gets 413 before the handler runs, whatever it starts with;
+// one within it reaches the handler whole, with its length now known; and
+// one whose read fails reaches the handler with the failure at its end.
+func TestBodyOfUnknownLength(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tooLarge := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusRequestEntityTooLarge) }
+	broken := errors.New("broken chunk")
+	json := `{"csr":"x"}`
+	tests := []struct {
+		name     string
+		body     string
+		end      error
+		status   int
+		reached  bool
+		length   int64
+		readBack string
+		readErr  error
+	}{
+		{"json, then spaces past the cap", json + strings.Repeat(" ", MaxBodySize), io.EOF, 413, false, 0, "", nil},
+		{"json, then garbage past the cap", json + strings.Repeat("x", MaxBodySize), io.EOF, 413, false, 0, "", nil},
+		{"one byte over the cap", strings.Repeat("x", MaxBodySize+1), io.EOF, 413, false, 0, "", nil},
+		{"exactly the cap", strings.Repeat("x", MaxBodySize), io.EOF, 200, true, MaxBodySize,
+			strings.Repeat("x", MaxBodySize), nil},
+		{"small", json, io.EOF, 200, true, int64(len(json)), json, nil},
+		{"empty", "", io.EOF, 200, true, 0, "", nil},
+		{"read fails", json, broken, 200, true, -1, json, broken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reached := false
+			h := Middleware(Config{Logger: logger, TooLarge: tooLarge}, http.HandlerFunc(
+				func(w http.ResponseWriter, r *http.Request) {
+					reached = true
+					got, err := io.ReadAll(r.Body)
+					if string(got) != tt.readBack || !errors.Is(err, tt.readErr) || r.ContentLength != tt.length {
+						t.Errorf("handler read %d bytes (%v), length %d; want %d bytes (%v), length %d",
+							len(got), err, r.ContentLength, len(tt.readBack), tt.readErr, tt.length)
+					}
+					w.WriteHeader(http.StatusOK)
+				}))
+			req := httptest.NewRequest(http.MethodPost, "/x", nil)
+			req.Body, req.ContentLength = &chunked{strings.NewReader(tt.body), tt.end}, -1
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.status || reached != tt.reached {
+				t.Errorf("status %d, handler reached %v; want %d, %v", rec.Code, reached, tt.status, tt.reached)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -344,3 +345,59 @@ func rawGet(t *testing.T, e *servertest.Env, path, token string) (int, string) {
 func strfmtPassword(s string) strfmt.Password { return strfmt.Password(s) }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// TestChunkedBodies sends bodies without a Content-Length, over HTTP/1.1
+// (chunked) and HTTP/2: every body over 1 MiB gets 413
+// REQUEST_ENTITY_TOO_LARGE, a valid JSON value at its start included, and
+// one within the cap is served as usual.
+func TestChunkedBodies(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	h1 := e.NewHTTPClient(nil)
+	h1.Transport.(*http.Transport).ForceAttemptHTTP2 = false
+	h1.Transport.(*http.Transport).TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	const login = `{"username":"admin","password":"wrong"}`
+	for _, proto := range []struct {
+		name  string
+		hc    *http.Client
+		major int
+	}{
+		{"HTTP/1.1", h1, 1},
+		{"HTTP/2", e.HTTP, 2},
+	} {
+		for _, tc := range []struct {
+			name   string
+			body   string
+			status int
+			code   string
+		}{
+			{"json, then spaces past 1 MiB", login + strings.Repeat(" ", 1<<20), 413, "REQUEST_ENTITY_TOO_LARGE"},
+			{"json, then garbage past 1 MiB", login + strings.Repeat("x", 1<<20), 413, "REQUEST_ENTITY_TOO_LARGE"},
+			{"2 MiB of garbage", strings.Repeat("x", 2<<20), 413, "REQUEST_ENTITY_TOO_LARGE"},
+			{"json within the cap", login, 401, "INVALID_AUTH"},
+		} {
+			t.Run(proto.name+"/"+tc.name, func(t *testing.T) {
+				// A reader of unknown length: the client sends no
+				// Content-Length.
+				body := io.MultiReader(strings.NewReader(tc.body))
+				req, err := http.NewRequest("POST", e.URL+"/edge/client/v1/authenticate?method=password", body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := proto.hc.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer func() { _ = resp.Body.Close() }()
+				var env models.APIErrorEnvelope
+				if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+					t.Fatalf("reply is not the envelope: %v", err)
+				}
+				if resp.ProtoMajor != proto.major || resp.StatusCode != tc.status || *env.Error.Code != tc.code {
+					t.Errorf("%s %d %s, want HTTP/%d %d %s", resp.Proto, resp.StatusCode, *env.Error.Code,
+						proto.major, tc.status, tc.code)
+				}
+			})
+		}
+	}
+}
