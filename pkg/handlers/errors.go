@@ -276,10 +276,7 @@ func fromFramework(err error) *apiError {
 			}
 		}
 		if v.Code() == http.StatusUnsupportedMediaType {
-			return &apiError{
-				status: http.StatusBadRequest, code: CodeCouldNotParseBody,
-				message: "the request body must be application/json",
-			}
+			return errNotJSON()
 		}
 		return errValidation(fieldName(v.Name), v.Error(), safeValue(v.Value))
 	}
@@ -326,6 +323,11 @@ func fromParseError(pe *oaerrors.ParseError) *apiError {
 			field = pe.Name
 		}
 		return errValidation(field, "must be of type "+typeErr.Type.String()+", not "+typeErr.Value, nil)
+	}
+	if pe.In == "header" && strings.EqualFold(pe.Name, "Content-Type") {
+		// ContentType refuses these first; should go-openapi's parser be
+		// stricter than mime's, the reply is still that of a wrong type.
+		return errNotJSON()
 	}
 	if pe.In == "body" {
 		return &apiError{

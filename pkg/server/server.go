@@ -366,7 +366,9 @@ func (s *Server) buildHandler() error {
 		return err
 	}
 
-	mux := s.dispatch(handlers.SingleToken(api.Serve(s.operationMetrics)))
+	mux := s.dispatch(handlers.SingleToken(api.Serve(func(next http.Handler) http.Handler {
+		return s.operationMetrics(handlers.ContentType(next))
+	})))
 	s.handler = httpx.Middleware(httpx.Config{
 		Logger:    s.log,
 		Unhandled: handlers.Unhandled,

@@ -76,6 +76,24 @@ func bodyFormatCases(f *fixture) []badRequest {
 		{"no content type", noType, `{}`, 400, cParse},
 		{"xml", "application/xml", `<a/>`, 400, cParse},
 		{"over 1 MiB", "", oversized, 413, cTooBig},
+		// A Content-Type that is malformed, a wildcard, another type with
+		// json in its name, or said twice does not declare a JSON body:
+		// the reply of text/plain, whatever the body.
+		{"content type with empty parameters", "application/json;;", `{}`, 400, cParse},
+		{"content type parameter without a value", "application/json; x", `{}`, 400, cParse},
+		{"content type without a subtype", "application/", `{}`, 400, cParse},
+		{"content type listing two types", "application/json, text/plain", `{}`, 400, cParse},
+		{"content type application/jsonx", "application/jsonx", `{}`, 400, cParse},
+		{"content type of another +json type", "application/merge-patch+json", `{}`, 400, cParse},
+		{"content type */*", "*/*", `{}`, 400, cParse},
+		{"content type application/*", "application/*", `{}`, 400, cParse},
+	}
+	// Two Content-Type headers are ambiguous, even when one of them, or
+	// both, say JSON.
+	twice := []struct{ name, first, second string }{
+		{"json, then text/plain", "application/json", "text/plain"},
+		{"text/plain, then json", "text/plain", "application/json"},
+		{"json twice", "application/json", "application/json"},
 	}
 	var cs []badRequest
 	for _, o := range ops {
@@ -83,6 +101,13 @@ func bodyFormatCases(f *fixture) []badRequest {
 			cs = append(cs, badRequest{
 				name: o.op + "/" + fm.name, op: o.op, method: o.method, path: o.path, as: o.as,
 				ctype: fm.ctype, body: fm.body, status: fm.status, code: fm.code,
+			})
+		}
+		for _, tw := range twice {
+			cs = append(cs, badRequest{
+				name: o.op + "/content type " + tw.name, op: o.op, method: o.method, path: o.path, as: o.as,
+				ctype: tw.first, header: http.Header{"Content-Type": {tw.second}}, body: `{}`,
+				status: 400, code: cParse,
 			})
 		}
 		// A JSON value followed by more text is not JSON: refused whole,
