@@ -27,8 +27,9 @@ type ctxKey struct{}
 type Request struct {
 	ID string
 
-	mu    sync.Mutex
-	attrs []slog.Attr
+	mu        sync.Mutex
+	attrs     []slog.Attr
+	operation string
 }
 
 // FromContext returns the request record stored by Middleware, or nil.
@@ -58,6 +59,29 @@ func Annotate(ctx context.Context, attrs ...slog.Attr) {
 	r.mu.Unlock()
 }
 
+// SetOperation names what the request turned out to be, such as the API
+// operation its route matched, for Config.Done. Outside a request it does
+// nothing.
+func SetOperation(ctx context.Context, name string) {
+	if r := FromContext(ctx); r != nil {
+		r.mu.Lock()
+		r.operation = name
+		r.mu.Unlock()
+	}
+}
+
+// Operation returns the name given by SetOperation, or "" when none was
+// given or outside a request.
+func Operation(ctx context.Context) string {
+	r := FromContext(ctx)
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.operation
+}
+
 // ClientIP returns the host part of the request's remote address.
 func ClientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -81,6 +105,12 @@ type Config struct {
 
 	// Rand is the source of request ids; default crypto/rand.Reader.
 	Rand io.Reader
+
+	// Done, when set, is told about every request once its reply is
+	// written: its status and how long it took. It sees the requests the
+	// middleware itself answers (413, panics) too, so that a count kept
+	// by it misses none.
+	Done func(r *http.Request, status int, d time.Duration)
 }
 
 // Middleware wraps next with request ids, the access log, panic recovery and
@@ -106,7 +136,11 @@ func Middleware(cfg Config, next http.Handler) http.Handler {
 					cfg.Unhandled(rec, r)
 				}
 			}
-			logRequest(cfg.Logger, r, req, rec, time.Since(start))
+			d := time.Since(start)
+			logRequest(cfg.Logger, r, req, rec, d)
+			if cfg.Done != nil {
+				cfg.Done(r, rec.statusOrOK(), d)
+			}
 		}()
 
 		if r.ContentLength > MaxBodySize {
@@ -160,10 +194,7 @@ type failedReader struct{ err error }
 func (f failedReader) Read([]byte) (int, error) { return 0, f.err }
 
 func logRequest(l *slog.Logger, r *http.Request, req *Request, rec *recorder, d time.Duration) {
-	status := rec.status
-	if status == 0 {
-		status = http.StatusOK
-	}
+	status := rec.statusOrOK()
 	level := slog.LevelDebug
 	switch {
 	case status >= 500:
@@ -214,6 +245,15 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+}
+
+// statusOrOK returns the status written, or 200 when the handler wrote
+// nothing, which net/http answers with 200.
+func (r *recorder) statusOrOK() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
 }
 
 func (r *recorder) WriteHeader(code int) {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMiddleware(t *testing.T) {
@@ -137,6 +138,56 @@ func TestBodyOfUnknownLength(t *testing.T) {
 			h.ServeHTTP(rec, req)
 			if rec.Code != tt.status || reached != tt.reached {
 				t.Errorf("status %d, handler reached %v; want %d, %v", rec.Code, reached, tt.status, tt.reached)
+			}
+		})
+	}
+}
+
+// TestDone checks that Config.Done hears of every request once, with the
+// status written and the operation the handler named: those the middleware
+// answers itself (413, a panic) included.
+func TestDone(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		length  int64
+		status  int
+		op      string
+	}{
+		{"named and answered", func(w http.ResponseWriter, r *http.Request) {
+			SetOperation(r.Context(), "listVersion")
+			w.WriteHeader(http.StatusNoContent)
+		}, 0, 204, "listVersion"},
+		{"nothing written", func(http.ResponseWriter, *http.Request) {}, 0, 200, ""},
+		{"declared body over the cap", func(http.ResponseWriter, *http.Request) {
+			t.Error("the handler ran for a body over the cap")
+		}, MaxBodySize + 1, 413, ""},
+		{"panic after naming", func(_ http.ResponseWriter, r *http.Request) {
+			SetOperation(r.Context(), "createAdmission")
+			panic("boom")
+		}, 0, 500, "createAdmission"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			var status int
+			var op string
+			h := Middleware(Config{
+				Logger:    logger,
+				Unhandled: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) },
+				TooLarge:  func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(413) },
+				Done: func(r *http.Request, s int, _ time.Duration) {
+					calls++
+					status, op = s, Operation(r.Context())
+				},
+			}, tt.handler)
+			req := httptest.NewRequest(http.MethodPost, "/x", strings.NewReader("x"))
+			req.ContentLength = max(tt.length, 1)
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			if calls != 1 || status != tt.status || op != tt.op {
+				t.Errorf("Done called %d times with %d %q, want once with %d %q", calls, status, op,
+					tt.status, tt.op)
 			}
 		})
 	}

@@ -64,11 +64,11 @@ func New() *Metrics {
 
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "http_requests_total",
-		Help: "API requests by operation id and status code.",
+		Help: "API requests by operation id (unmatched when none) and status code.",
 	}, []string{"operation", "code"})
 	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "http_request_duration_seconds",
-		Help:    "Latency of API requests by operation id, from routing to the reply.",
+		Help:    "Latency of API requests by operation id, from arrival to the reply.",
 		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 	}, []string{"operation"})
 	m.issued = prometheus.NewCounterVec(prometheus.CounterOpts{

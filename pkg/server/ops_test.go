@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -278,6 +279,91 @@ func TestMetricsRound(t *testing.T) {
 	}
 	if value(after, "sessioncert_store_operation_duration_seconds", "operation", "CreateCertificate") < 1 {
 		t.Error("no store latency recorded for CreateCertificate")
+	}
+}
+
+// TestMetricsCountRequestsRefusedBeforeTheAPI sends requests that are
+// answered before any operation runs: each is counted once, under the
+// operation its method and path name or under unmatched, and the pages
+// beside the API are not counted.
+func TestMetricsCountRequestsRefusedBeforeTheAPI(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	s := e.Admin(t)
+	const (
+		login   = "/edge/client/v1/authenticate?method=password"
+		current = "/edge/client/v1/current-api-session"
+		total   = "sessioncert_http_requests_total"
+	)
+	huge := `{"username":"` + strings.Repeat("a", 2<<20) + `"}`
+	tests := []struct {
+		name, method, path, body string
+		chunked                  bool
+		header                   http.Header
+		op, code                 string
+	}{
+		{name: "declared body over 1 MiB", method: "POST", path: login, body: huge,
+			op: "authenticate", code: "413"},
+		{name: "chunked body over 1 MiB", method: "POST", path: login, body: huge, chunked: true,
+			op: "authenticate", code: "413"},
+		{name: "zt-session twice", method: "GET", path: current,
+			header: http.Header{"Zt-Session": {s.Token, s.Token}}, op: "getCurrentAPISession", code: "401"},
+		{name: "content type twice", method: "POST", path: login, body: `{}`,
+			header: http.Header{"Content-Type": {"application/json", "text/plain"}}, op: "authenticate",
+			code: "400"},
+		{name: "unclean path", method: "GET", path: "/edge/client/v1/../client/v1/version", op: "unmatched",
+			code: "404"},
+		{name: "unknown path", method: "GET", path: "/edge/client/v1/nothing-here", op: "unmatched", code: "404"},
+		{name: "a path outside the API", method: "GET", path: "/favicon.ico", op: "unmatched", code: "404"},
+		{name: "a method the path does not serve", method: "PUT", path: current, op: "unmatched", code: "405"},
+		{name: "an operation served", method: "GET", path: "/edge/client/v1/version", op: "listVersion",
+			code: "200"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := scrape(t, e)
+			var body io.Reader = strings.NewReader(tc.body)
+			if tc.chunked {
+				body = io.MultiReader(body) // of unknown length: sent without Content-Length
+			}
+			req, err := http.NewRequest(tc.method, e.URL+tc.path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = tc.header
+			if req.Header == nil {
+				req.Header = http.Header{}
+			}
+			if tc.body != "" && req.Header.Get("Content-Type") == "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := e.HTTP.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if got := strconv.Itoa(resp.StatusCode); got != tc.code {
+				t.Fatalf("status %s, want %s", got, tc.code)
+			}
+
+			// The scrape itself is a page, and not counted.
+			after := scrape(t, e)
+			if got := value(after, total, "operation", tc.op, "code", tc.code) -
+				value(before, total, "operation", tc.op, "code", tc.code); got != 1 {
+				t.Errorf("%s{operation=%q,code=%q} moved by %v, want 1", total, tc.op, tc.code, got)
+			}
+			if got := value(after, total) - value(before, total); got != 1 {
+				t.Errorf("%s moved by %v in all, want 1", total, got)
+			}
+		})
+	}
+	for _, page := range []string{"/docs", "/swagger.json"} {
+		before := value(scrape(t, e), total)
+		if status, _ := get(t, e, page); status != http.StatusOK {
+			t.Fatalf("GET %s: %d", page, status)
+		}
+		if got := value(scrape(t, e), total) - before; got != 0 {
+			t.Errorf("GET %s moved %s by %v, want 0", page, total, got)
+		}
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-openapi/loads"
+	"github.com/go-openapi/runtime/middleware"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/sessioncert/sessioncert/pkg/apidocs"
@@ -82,6 +83,9 @@ type Server struct {
 	registry *session.Registry
 	handler  http.Handler
 	tls      *tls.Config
+	// routes finds the operation of a request answered before routing,
+	// for its count.
+	routes *middleware.Context
 
 	metrics   *metrics.Metrics
 	audit     *audit.Log
@@ -367,13 +371,15 @@ func (s *Server) buildHandler() error {
 	}
 
 	mux := s.dispatch(handlers.SingleToken(api.Serve(func(next http.Handler) http.Handler {
-		return s.operationMetrics(handlers.ContentType(next))
+		return nameOperation(handlers.ContentType(next))
 	})))
+	s.routes = api.Context()
 	s.handler = httpx.Middleware(httpx.Config{
 		Logger:    s.log,
 		Unhandled: handlers.Unhandled,
 		TooLarge:  handlers.TooLarge,
 		Rand:      s.deps.Rand,
+		Done:      s.countRequest,
 	}, mux)
 	return nil
 }

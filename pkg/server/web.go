@@ -9,6 +9,7 @@ import (
 	"github.com/go-openapi/runtime/middleware"
 
 	"github.com/sessioncert/sessioncert/pkg/handlers"
+	"github.com/sessioncert/sessioncert/pkg/httpx"
 	"github.com/sessioncert/sessioncert/restapi"
 )
 
@@ -26,33 +27,48 @@ func (s *Server) serveSpec(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(restapi.SwaggerJSON)
 }
 
-// operationMetrics counts each API request under its operation id. It runs
-// after routing, where the operation is known.
-func (s *Server) operationMetrics(next http.Handler) http.Handler {
+// Labels of sessioncert_http_requests_total besides operation ids.
+const (
+	// unmatched counts requests refused before any operation was known:
+	// unclean or unknown paths, methods a path does not serve.
+	unmatched = "unmatched"
+	// pageRequest marks requests for the pages beside the API (docs, spec,
+	// metrics), which are not counted.
+	pageRequest = "(page)"
+)
+
+// nameOperation notes the operation id of each API request for
+// countRequest. It runs after routing, where the operation is known.
+func nameOperation(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r)
-		op := "unknown"
 		if route := middleware.MatchedRouteFrom(r); route != nil && route.Operation != nil {
-			op = route.Operation.ID
+			httpx.SetOperation(r.Context(), route.Operation.ID)
 		}
-		s.metrics.Request(op, rec.status, time.Since(start))
+		next.ServeHTTP(w, r)
 	})
 }
 
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
+// countRequest counts every request answered, under its operation id. A
+// request answered before routing (a body over the cap, a repeated
+// zt-session header) is counted under the operation its path and method
+// name, if any, and one that names none under unmatched. The pages beside
+// the API are not counted.
+func (s *Server) countRequest(r *http.Request, status int, d time.Duration) {
+	op := httpx.Operation(r.Context())
+	switch {
+	case op == pageRequest:
+		return
+	case op != "":
+	case !cleanPath(r.URL.Path):
+		op = unmatched
+	default:
+		op = unmatched
+		if route, ok := s.routes.LookupRoute(r); ok && route.Operation != nil {
+			op = route.Operation.ID
+		}
+	}
+	s.metrics.Request(op, status, d)
 }
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // dispatch routes a request to the API or to one of the pages beside it.
 // It does not clean paths as http.ServeMux does, nor redirect: a path that
@@ -70,10 +86,13 @@ func (s *Server) dispatch(api http.Handler) http.Handler {
 		case strings.HasPrefix(path, "/edge/") || path == "/health-checks":
 			api.ServeHTTP(w, r)
 		case path == "/docs" && r.Method == http.MethodGet:
+			httpx.SetOperation(r.Context(), pageRequest)
 			s.serveDocs(w, r)
 		case path == "/swagger.json" && r.Method == http.MethodGet:
+			httpx.SetOperation(r.Context(), pageRequest)
 			s.serveSpec(w, r)
 		case path == "/metrics" && r.Method == http.MethodGet && s.cfg.Ops.MetricsAddr == "":
+			httpx.SetOperation(r.Context(), pageRequest)
 			metrics.ServeHTTP(w, r)
 		default:
 			handlers.NotFoundHandler(w, r)
