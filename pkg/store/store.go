@@ -216,7 +216,9 @@ type Store interface {
 	CertificateStore
 	EventStore
 
-	// Ping makes one real round trip to the backend.
+	// Ping makes one real round trip to the backend, for the health check:
+	// bolt commits a small write, so that a disk that cannot take one
+	// fails it; etcd reads through the cluster's quorum.
 	Ping(ctx context.Context) error
 
 	// Close releases the backend. Later calls return ErrClosed.

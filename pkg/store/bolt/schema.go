@@ -41,6 +41,9 @@ import (
 //	certificateFingerprints   sessionId\x00fingerprint -> sessionId\x00certificateId
 //	certificateExpiry         ts(ValidTo) sessionId\x00certificateId -> empty
 //	events                    cursor (uint64) -> eventRecord
+//	health                    pings -> uint64 (Ping's writes; the bucket is
+//	                          created on open when a file lacks it, since
+//	                          version 1 files written before it exist)
 //
 // Integers are big-endian so that keys sort numerically. A certificate is
 // keyed under its session, so a session's certificates are one contiguous
@@ -70,6 +73,7 @@ var (
 	bucketCertFingerprints    = []byte("certificateFingerprints")
 	bucketCertExpiry          = []byte("certificateExpiry")
 	bucketEvents              = []byte("events")
+	bucketHealth              = []byte("health")
 
 	allBuckets = [][]byte{
 		bucketMeta,
@@ -93,6 +97,9 @@ var (
 	keyCountSessions   = []byte("count/sessions")
 	keyCountCerts      = []byte("count/certificates")
 )
+
+// keyPings is the key of the health bucket that Ping rewrites.
+var keyPings = []byte("pings")
 
 // errCorrupt is wrapped by errors about values this package did not write
 // as found; it means the file was damaged or edited by hand.
@@ -121,7 +128,10 @@ func prepare(tx *bbolt.Tx) error {
 			return err
 		}
 		v := binary.BigEndian.AppendUint32(nil, schemaVersion)
-		return put(meta, keySchemaVersion, v)
+		if err := put(meta, keySchemaVersion, v); err != nil {
+			return err
+		}
+		return ensureHealthBucket(tx)
 	}
 
 	v := meta.Get(keySchemaVersion)
@@ -138,7 +148,20 @@ func prepare(tx *bbolt.Tx) error {
 				name, schemaVersion)
 		}
 	}
+	if err := ensureHealthBucket(tx); err != nil {
+		return err
+	}
 	return countCertificatesOnce(tx)
+}
+
+// ensureHealthBucket creates the bucket Ping writes to when the file lacks
+// it. It is not in allBuckets: a version 1 file written before it existed
+// is still a complete version 1 file, and a build before it ignores it.
+func ensureHealthBucket(tx *bbolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketHealth); err != nil {
+		return fmt.Errorf("bolt: create bucket %s: %w", bucketHealth, err)
+	}
+	return nil
 }
 
 // countCertificatesOnce gives a file written before the certificate count
