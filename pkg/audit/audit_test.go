@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -68,6 +72,126 @@ func TestOpenFile(t *testing.T) {
 	}
 	if l, err := Open("", nil); l != nil || err != nil {
 		t.Error("an empty path must give a nil Log")
+	}
+}
+
+// lines returns how many lines l has written.
+func (l *Log) lines() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.written
+}
+
+// TestWriteDurableSharesSyncs starts writers at once, holding the first
+// sync until every line is written: all of them return with their line in
+// the file, after two syncs at most, one for the first line and one for
+// all the lines written while it ran.
+func TestWriteDurableSharesSyncs(t *testing.T) {
+	const writers = 8
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var syncs atomic.Int64
+	l.sync = func(f *os.File) error {
+		if syncs.Add(1) == 1 {
+			for l.lines() < writers {
+				runtime.Gosched()
+			}
+		}
+		return syncFile(f)
+	}
+
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			errs[i] = l.WriteDurable(Event{Type: TypeCertificateIssued, APISessionID: fmt.Sprint("s", i)})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("writer %d: %v", i, err)
+		}
+	}
+	if n := syncs.Load(); n < 1 || n > 2 {
+		t.Errorf("%d syncs for %d concurrent writers, want 1 or 2", n, writers)
+	}
+
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var e Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("not a JSON line: %v: %q", err, line)
+		}
+		seen[e.APISessionID] = true
+	}
+	for i := range writers {
+		if !seen[fmt.Sprint("s", i)] {
+			t.Errorf("the line of writer %d is not in the file", i)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWriteDurableSyncError: a failed sync is the caller's error, a plain
+// write does not sync, and the next durable write syncs again.
+func TestWriteDurableSyncError(t *testing.T) {
+	l, err := Open(filepath.Join(t.TempDir(), "audit.log"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	injected := errors.New("injected: device gone")
+	var syncs atomic.Int64
+	failing := true
+	l.sync = func(f *os.File) error {
+		syncs.Add(1)
+		if failing {
+			return injected
+		}
+		return syncFile(f)
+	}
+
+	if err := l.WriteDurable(Event{Type: TypeManagementChange}); !errors.Is(err, injected) {
+		t.Errorf("durable write with a failing sync: %v, want the sync error", err)
+	}
+	if err := l.Write(Event{Type: TypeLoginSucceeded}); err != nil || syncs.Load() != 1 {
+		t.Errorf("plain write: %v after %d syncs, want no error and no sync", err, syncs.Load())
+	}
+	failing = false
+	if err := l.WriteDurable(Event{Type: TypeManagementChange}); err != nil || syncs.Load() != 2 {
+		t.Errorf("durable write after the device came back: %v after %d syncs, want nil after 2",
+			err, syncs.Load())
+	}
+}
+
+// TestWriteDurableOtherWriters: a writer that is not a file is written
+// and never synced.
+func TestWriteDurableOtherWriters(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, nil)
+	l.sync = func(*os.File) error { return errors.New("synced a writer that is not a file") }
+	if err := l.WriteDurable(Event{Type: TypeCertificateIssued}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), TypeCertificateIssued) {
+		t.Errorf("the line was not written: %q", buf.String())
+	}
+	if err := New(failingWriter{}, nil).WriteDurable(Event{Type: TypeCertificateIssued}); err == nil {
+		t.Error("a failed durable write was not reported")
+	}
+	var off *Log
+	if err := off.WriteDurable(Event{Type: TypeCertificateIssued}); err != nil {
+		t.Error("a nil Log must record nothing and never fail")
 	}
 }
 

@@ -127,7 +127,7 @@ func (o *observer) Login(ctx context.Context, a handlers.LoginAttempt) {
 	o.write(e)
 }
 
-// CertificateIssued records an issuance before the reply goes out.
+// CertificateIssued records an issuance on disk before the reply goes out.
 func (o *observer) CertificateIssued(
 	ctx context.Context,
 	p *auth.Principal,
@@ -135,7 +135,7 @@ func (o *observer) CertificateIssued(
 	took time.Duration,
 ) error {
 	cert := c.Certificate
-	err := o.audit.Write(audit.Event{
+	err := o.audit.WriteDurable(audit.Event{
 		Type: audit.TypeCertificateIssued, RequestID: httpx.RequestID(ctx),
 		IdentityID: p.IdentityID, APISessionID: p.APISessionID,
 		Certificate: &audit.Certificate{ID: cert.ID, Serial: cert.Serial, Fingerprint: cert.Fingerprint,
@@ -186,10 +186,10 @@ func (o *observer) CertificateRefused(_ context.Context, _ *auth.Principal, err 
 	}
 }
 
-// CertificateDeleted records a deletion before the reply goes out.
+// CertificateDeleted records a deletion on disk before the reply goes out.
 func (o *observer) CertificateDeleted(ctx context.Context, p *auth.Principal, certID string, ev *store.Event) error {
 	o.metrics.Removed(*ev)
-	return o.audit.Write(audit.Event{
+	return o.audit.WriteDurable(audit.Event{
 		Type: audit.TypeCertificateDeleted, RequestID: httpx.RequestID(ctx),
 		IdentityID: p.IdentityID, APISessionID: p.APISessionID, Fingerprints: ev.Fingerprints,
 		Certificate: &audit.Certificate{ID: certID},
