@@ -25,8 +25,17 @@ const (
 	TypeSessionEnded       = "session.ended"
 	TypeCertificateIssued  = "certificate.issued"
 	TypeCertificateDeleted = "certificate.deleted"
-	TypeManagementChange   = "management.change"
 	TypeAdmissionRefused   = "admission.refused"
+
+	// TypeManagementChange is an administrative change, written before the
+	// change is applied: it happened unless a TypeManagementChangeFailed
+	// line with the same kind, id and action follows.
+	TypeManagementChange = "management.change"
+
+	// TypeManagementChangeFailed is a recorded change that the store then
+	// refused, with the reason ("conflict", "not_found", "unavailable" or
+	// "error"); nothing changed.
+	TypeManagementChangeFailed = "management.change.failed"
 )
 
 // MaxUsernameBytes bounds the username written in a line. The attempted

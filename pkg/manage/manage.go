@@ -3,6 +3,13 @@
 // administrator asks for, keeps secrets write-only (passwords are stored only
 // as argon2id hashes, certificates only as PEM with their fingerprint), and
 // ends sessions when their identity goes.
+//
+// Every change is recorded before it is applied: once a request is
+// validated and the change's before and after are known, the Observer
+// records it, and only then is the store written. A change the Observer
+// cannot record is not made. A change the store then refuses is recorded
+// again as failed, so that the trail holds every change that happened, and
+// a recorded change without a later failure is one that happened.
 package manage
 
 import (
@@ -42,8 +49,8 @@ type Config struct {
 	Now        func() time.Time
 	Rand       io.Reader
 
-	// Observer is told about every change, for the audit trail; nil means
-	// no one listens.
+	// Observer records every change before it is made, for the audit
+	// trail; nil means no one listens.
 	Observer Observer
 }
 
@@ -59,11 +66,26 @@ type Change struct {
 	After  any
 }
 
-// Observer receives changes after they are durable. It returns an error
-// when it could not record the change; the caller then reports a failure.
+// Observer records administrative changes.
 type Observer interface {
+	// Changed is called before the change is applied, once it is
+	// validated. It returns an error when it could not record the change
+	// durably; the change is then not made and the request fails.
 	Changed(ctx context.Context, c Change) error
+
+	// ChangeFailed is called after Changed when the store refused the
+	// change, with the reason: one of the Failed* constants. Nothing
+	// changed. Recording it is best effort.
+	ChangeFailed(ctx context.Context, c Change, reason string)
 }
+
+// Reasons passed to Observer.ChangeFailed.
+const (
+	FailedConflict    = "conflict"    // a unique value is taken
+	FailedNotFound    = "not_found"   // the entity went away meanwhile
+	FailedUnavailable = "unavailable" // the store could not be reached
+	FailedError       = "error"       // anything else
+)
 
 // Service performs administrative operations.
 type Service struct {
@@ -84,14 +106,36 @@ func New(cfg Config) *Service {
 	return &Service{cfg: cfg}
 }
 
-func (s *Service) record(ctx context.Context, c Change) error {
-	if s.cfg.Observer == nil {
-		return nil
+// apply records c, then makes it with change. When change fails, the
+// failure is recorded too and change's error returned. When c cannot be
+// recorded, change is never called.
+func (s *Service) apply(ctx context.Context, c Change, change func() error) error {
+	if s.cfg.Observer != nil {
+		if err := s.cfg.Observer.Changed(ctx, c); err != nil {
+			return fmt.Errorf("manage: record change: %w", err)
+		}
 	}
-	if err := s.cfg.Observer.Changed(ctx, c); err != nil {
-		return fmt.Errorf("manage: record change: %w", err)
+	if err := change(); err != nil {
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.ChangeFailed(ctx, c, failureReason(err))
+		}
+		return err
 	}
 	return nil
+}
+
+// failureReason names why the store refused a change.
+func failureReason(err error) string {
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return FailedConflict
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, session.ErrNotFound):
+		return FailedNotFound
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed):
+		return FailedUnavailable
+	default:
+		return FailedError
+	}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
@@ -119,10 +163,12 @@ func (s *Service) CreateIdentity(ctx context.Context, actor string, in IdentityI
 	if err := applyIdentity(ident, in); err != nil {
 		return nil, err
 	}
-	if err := s.cfg.Store.CreateIdentity(ctx, ident); err != nil {
+
+	c := Change{Actor: actor, Action: "create", Kind: "identity", ID: id, After: *ident}
+	if err := s.apply(ctx, c, func() error { return s.cfg.Store.CreateIdentity(ctx, ident) }); err != nil {
 		return nil, err
 	}
-	return ident, s.record(ctx, Change{Actor: actor, Action: "create", Kind: "identity", ID: id, After: *ident})
+	return ident, nil
 }
 
 // UpdateIdentity changes the given fields of an identity. ErrNotFound
@@ -138,12 +184,13 @@ func (s *Service) UpdateIdentity(ctx context.Context, actor, id string, in Ident
 		return err
 	}
 	ident.UpdatedAt = s.now()
-	if err := s.cfg.Store.UpdateIdentity(ctx, ident); err != nil {
+
+	c := Change{Actor: actor, Action: "update", Kind: "identity", ID: id, Before: before, After: *ident}
+	if err := s.apply(ctx, c, func() error { return s.cfg.Store.UpdateIdentity(ctx, ident) }); err != nil {
 		return err
 	}
 	s.cfg.Registry.IdentityChanged(ident)
-	return s.record(ctx, Change{Actor: actor, Action: "update", Kind: "identity", ID: id,
-		Before: before, After: *ident})
+	return nil
 }
 
 func applyIdentity(ident *store.Identity, in IdentityInput) error {
@@ -178,13 +225,20 @@ func (s *Service) DeleteIdentity(ctx context.Context, actor, id string) error {
 	if err != nil {
 		return err
 	}
-	evs, err := s.cfg.Store.DeleteIdentity(ctx, id, s.now())
+
+	var evs []store.Event
+	c := Change{Actor: actor, Action: "delete", Kind: "identity", ID: id, Before: *ident}
+	err = s.apply(ctx, c, func() error {
+		var derr error
+		evs, derr = s.cfg.Store.DeleteIdentity(ctx, id, s.now())
+		return derr
+	})
 	if err != nil {
 		return err
 	}
 	s.cfg.Registry.ForgetIdentity(id)
 	s.cfg.Registry.Removed(evs)
-	return s.record(ctx, Change{Actor: actor, Action: "delete", Kind: "identity", ID: id, Before: *ident})
+	return nil
 }
 
 // GetIdentity returns one identity.
@@ -264,14 +318,26 @@ func (s *Service) CreateAuthenticator(
 		return nil, &FieldError{Field: "method", Reason: "must be updb or cert"}
 	}
 
-	err = s.cfg.Store.CreateAuthenticator(ctx, a)
+	// An unknown identity is a field error, which records nothing; one
+	// deleted from here on is a change that failed.
+	if _, err := s.cfg.Store.GetIdentity(ctx, a.IdentityID); err != nil {
+		return nil, unknownIdentity(err)
+	}
+
+	c := Change{Actor: actor, Action: "create", Kind: "authenticator", ID: id, After: redact(a)}
+	if err := s.apply(ctx, c, func() error { return s.cfg.Store.CreateAuthenticator(ctx, a) }); err != nil {
+		return nil, unknownIdentity(err)
+	}
+	return a, nil
+}
+
+// unknownIdentity turns the store's ErrNotFound for the identity of an
+// authenticator into a *FieldError on identityId.
+func unknownIdentity(err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &FieldError{Field: "identityId", Reason: "no identity has this id"}
+		return &FieldError{Field: "identityId", Reason: "no identity has this id"}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return a, s.record(ctx, Change{Actor: actor, Action: "create", Kind: "authenticator", ID: id, After: redact(a)})
+	return err
 }
 
 // UpdateAuthenticator changes the username or password of a updb
@@ -297,11 +363,10 @@ func (s *Service) UpdateAuthenticator(ctx context.Context, actor, id string, in 
 		}
 	}
 	a.UpdatedAt = s.now()
-	if err := s.cfg.Store.UpdateAuthenticator(ctx, a); err != nil {
-		return err
-	}
-	return s.record(ctx, Change{Actor: actor, Action: "update", Kind: "authenticator", ID: id,
-		Before: before, After: redact(a)})
+
+	c := Change{Actor: actor, Action: "update", Kind: "authenticator", ID: id,
+		Before: before, After: redact(a)}
+	return s.apply(ctx, c, func() error { return s.cfg.Store.UpdateAuthenticator(ctx, a) })
 }
 
 func (s *Service) hash(password string) (string, error) {
@@ -318,10 +383,9 @@ func (s *Service) DeleteAuthenticator(ctx context.Context, actor, id string) err
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Store.DeleteAuthenticator(ctx, id); err != nil {
-		return err
-	}
-	return s.record(ctx, Change{Actor: actor, Action: "delete", Kind: "authenticator", ID: id, Before: redact(a)})
+
+	c := Change{Actor: actor, Action: "delete", Kind: "authenticator", ID: id, Before: redact(a)}
+	return s.apply(ctx, c, func() error { return s.cfg.Store.DeleteAuthenticator(ctx, id) })
 }
 
 // GetAuthenticator returns one authenticator.
@@ -358,10 +422,12 @@ func (s *Service) CreateSigner(ctx context.Context, actor string, in SignerInput
 	if err := applySigner(sg, in); err != nil {
 		return nil, err
 	}
-	if err := s.cfg.Store.CreateExtJWTSigner(ctx, sg); err != nil {
+
+	c := Change{Actor: actor, Action: "create", Kind: "externalJwtSigner", ID: id, After: *sg}
+	if err := s.apply(ctx, c, func() error { return s.cfg.Store.CreateExtJWTSigner(ctx, sg) }); err != nil {
 		return nil, err
 	}
-	return sg, s.record(ctx, Change{Actor: actor, Action: "create", Kind: "externalJwtSigner", ID: id, After: *sg})
+	return sg, nil
 }
 
 // UpdateSigner changes the given fields of a signer.
@@ -375,11 +441,10 @@ func (s *Service) UpdateSigner(ctx context.Context, actor, id string, in SignerI
 		return err
 	}
 	sg.UpdatedAt = s.now()
-	if err := s.cfg.Store.UpdateExtJWTSigner(ctx, sg); err != nil {
-		return err
-	}
-	return s.record(ctx, Change{Actor: actor, Action: "update", Kind: "externalJwtSigner", ID: id,
-		Before: before, After: *sg})
+
+	c := Change{Actor: actor, Action: "update", Kind: "externalJwtSigner", ID: id,
+		Before: before, After: *sg}
+	return s.apply(ctx, c, func() error { return s.cfg.Store.UpdateExtJWTSigner(ctx, sg) })
 }
 
 func applySigner(sg *store.ExtJWTSigner, in SignerInput) error {
@@ -448,10 +513,9 @@ func (s *Service) DeleteSigner(ctx context.Context, actor, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Store.DeleteExtJWTSigner(ctx, id); err != nil {
-		return err
-	}
-	return s.record(ctx, Change{Actor: actor, Action: "delete", Kind: "externalJwtSigner", ID: id, Before: *sg})
+
+	c := Change{Actor: actor, Action: "delete", Kind: "externalJwtSigner", ID: id, Before: *sg}
+	return s.apply(ctx, c, func() error { return s.cfg.Store.DeleteExtJWTSigner(ctx, id) })
 }
 
 // GetSigner returns one signer.
@@ -464,12 +528,19 @@ func (s *Service) ListSigners(ctx context.Context, p store.Page) ([]*store.ExtJW
 	return s.cfg.Store.ListExtJWTSigners(ctx, p)
 }
 
-// DeleteSession ends a session with all its certificates.
+// DeleteSession ends a session with all its certificates. ErrNotFound
+// (store) when there is no such session.
 func (s *Service) DeleteSession(ctx context.Context, actor, id string) error {
-	if _, err := s.cfg.Registry.Delete(ctx, id, store.CauseAdmin); err != nil {
+	// An unknown id records nothing, as for the other kinds.
+	if _, err := s.cfg.Store.GetAPISession(ctx, id); err != nil {
 		return err
 	}
-	return s.record(ctx, Change{Actor: actor, Action: "delete", Kind: "apiSession", ID: id})
+
+	c := Change{Actor: actor, Action: "delete", Kind: "apiSession", ID: id}
+	return s.apply(ctx, c, func() error {
+		_, err := s.cfg.Registry.Delete(ctx, id, store.CauseAdmin)
+		return err
+	})
 }
 
 func parseOneCertificate(s string) (*x509.Certificate, error) {

@@ -56,14 +56,29 @@ func (o *observer) SweepDone(removed, expiredCerts int, err error) {
 	o.metrics.Swept(removed, expiredCerts, err)
 }
 
-// Changed records an administrative change; the caller fails the request
-// when it cannot be written.
+// Changed records an administrative change on disk before it is applied;
+// when the line cannot be written, the change is not made and the request
+// fails.
 func (o *observer) Changed(ctx context.Context, c manage.Change) error {
-	return o.audit.Write(audit.Event{
+	return o.audit.WriteDurable(audit.Event{
 		Type: audit.TypeManagementChange, RequestID: httpx.RequestID(ctx), IdentityID: c.Actor,
 		Change: &audit.Change{Actor: c.Actor, Action: c.Action, Kind: c.Kind, ID: c.ID,
 			Before: auditView(c.Before), After: auditView(c.After)},
 	})
+}
+
+// ChangeFailed records that a change recorded by Changed was refused by the
+// store. A line lost here leaves the trail claiming a change that did not
+// happen, so it is synced too, and a failure is logged.
+func (o *observer) ChangeFailed(ctx context.Context, c manage.Change, reason string) {
+	e := audit.Event{
+		Type: audit.TypeManagementChangeFailed, RequestID: httpx.RequestID(ctx), IdentityID: c.Actor,
+		Reason: reason, Change: &audit.Change{Actor: c.Actor, Action: c.Action, Kind: c.Kind, ID: c.ID},
+	}
+	if err := o.audit.WriteDurable(e); err != nil {
+		o.log.Error("audit write failed", slog.String("type", e.Type), slog.String("kind", c.Kind),
+			slog.String("id", c.ID), slog.Any("error", err))
+	}
 }
 
 // auditView is an entity as a change's before or after shows it: keys in
