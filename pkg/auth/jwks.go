@@ -88,9 +88,13 @@ func algFitsKey(alg string, pub crypto.PublicKey) bool {
 	}
 }
 
-// checkPublicKey refuses key types, curves and sizes no allowed algorithm
-// can use, so that a key set never holds a key that could only fail later.
-func checkPublicKey(pub crypto.PublicKey) error {
+// CheckSignerKey refuses key types, curves and sizes no allowed algorithm
+// can use: it accepts an RSA key of at least MinRSABits, an ECDSA key on
+// P-256 or P-384, and an Ed25519 key. Logins apply it to every key of a
+// signer, so that a key set never holds a key that could only fail later;
+// administration applies it when a signer's key is set, so that such a key
+// is refused at once. The error says why, in lower case, without a prefix.
+func CheckSignerKey(pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		if k.N.BitLen() < MinRSABits {
@@ -105,7 +109,7 @@ func checkPublicKey(pub crypto.PublicKey) error {
 	case ed25519.PublicKey:
 		return nil
 	default:
-		return fmt.Errorf("unsupported key type %T", pub)
+		return fmt.Errorf("unsupported key type %T, want RSA, ECDSA or Ed25519", pub)
 	}
 }
 
@@ -138,7 +142,7 @@ func parseSignerPEM(s string) (crypto.PublicKey, error) {
 		default:
 			continue
 		}
-		if err := checkPublicKey(pub); err != nil {
+		if err := CheckSignerKey(pub); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSignerKey, err)
 		}
 		return pub, nil
@@ -251,7 +255,7 @@ func (k *jwk) publicKey() (crypto.PublicKey, error) {
 	default:
 		return nil, fmt.Errorf("unsupported key type %q", k.Kty)
 	}
-	if err := checkPublicKey(pub); err != nil {
+	if err := CheckSignerKey(pub); err != nil {
 		return nil, err
 	}
 	return pub, nil

@@ -238,7 +238,7 @@ func FuzzParseJWKS(f *testing.F) {
 			return
 		}
 		for _, k := range keys {
-			if checkPublicKey(k.pub) != nil {
+			if CheckSignerKey(k.pub) != nil {
 				t.Fatalf("parseJWKS returned an unusable key %T", k.pub)
 			}
 			switch p := k.pub.(type) {

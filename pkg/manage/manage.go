@@ -411,7 +411,9 @@ type SignerInput struct {
 }
 
 // CreateSigner stores an external JWT signer. It needs either a JWKS
-// endpoint (an https URL) or a PEM certificate or public key.
+// endpoint (an https URL) or a PEM certificate or public key whose key
+// logins accept (see auth.CheckSignerKey); otherwise it returns a
+// *FieldError.
 func (s *Service) CreateSigner(ctx context.Context, actor string, in SignerInput) (*store.ExtJWTSigner, error) {
 	now := s.now()
 	id, err := s.newID()
@@ -430,7 +432,8 @@ func (s *Service) CreateSigner(ctx context.Context, actor string, in SignerInput
 	return sg, nil
 }
 
-// UpdateSigner changes the given fields of a signer.
+// UpdateSigner changes the given fields of a signer. A new certPem is
+// checked as CreateSigner checks it.
 func (s *Service) UpdateSigner(ctx context.Context, actor, id string, in SignerInput) error {
 	sg, err := s.cfg.Store.GetExtJWTSigner(ctx, id)
 	if err != nil {
@@ -484,11 +487,14 @@ func applySigner(sg *store.ExtJWTSigner, in SignerInput) error {
 	if in.Enabled != nil {
 		sg.Enabled = *in.Enabled
 	}
-	return checkSignerKeys(sg)
+	return checkSignerKeys(sg, in.CertPEM != nil)
 }
 
-// checkSignerKeys requires exactly one source of keys, and checks it.
-func checkSignerKeys(sg *store.ExtJWTSigner) error {
+// checkSignerKeys requires exactly one source of keys, and checks it. A
+// PEM key that newKey says the request sets must also be one that logins
+// can verify with; a key stored before that check existed is left alone,
+// so that its signer can still be disabled or renamed.
+func checkSignerKeys(sg *store.ExtJWTSigner, newKey bool) error {
 	switch {
 	case sg.JWKSEndpoint == "" && sg.CertPEM == "":
 		return &FieldError{Field: "jwksEndpoint", Reason: "either jwksEndpoint or certPem is required"}
@@ -500,8 +506,15 @@ func checkSignerKeys(sg *store.ExtJWTSigner) error {
 			return &FieldError{Field: "jwksEndpoint", Reason: "must be an https URL"}
 		}
 	default:
-		if _, err := parsePublicKey(sg.CertPEM); err != nil {
+		pub, err := parsePublicKey(sg.CertPEM)
+		if err != nil {
 			return &FieldError{Field: "certPem", Reason: err.Error()}
+		}
+		if !newKey {
+			return nil
+		}
+		if err := auth.CheckSignerKey(pub); err != nil {
+			return &FieldError{Field: "certPem", Reason: "cannot verify tokens: " + err.Error()}
 		}
 	}
 	return nil
