@@ -23,7 +23,9 @@ const AdminPasswordFile = "admin-password"
 
 // ensureAdmin creates the "admin" identity with a password authenticator
 // when the store has no identity at all, so that a fresh installation can be
-// administered.
+// administered. Both are stored in one transaction: a first start that is
+// interrupted leaves an empty store, and the next start does it again,
+// never an admin without a password that no later start would repair.
 func (s *Server) ensureAdmin(ctx context.Context) error {
 	n, err := s.store.CountIdentities(ctx)
 	if err != nil {
@@ -67,10 +69,15 @@ func (s *Server) ensureAdmin(ctx context.Context) error {
 			return fmt.Errorf("server: write admin password: %w", err)
 		}
 	}
-	err = s.store.CreateIdentity(ctx, &store.Identity{
-		ID: idID, Name: "admin", Type: store.IdentityTypeUser, IsAdmin: true,
-		CreatedAt: now, UpdatedAt: now,
-	})
+	err = s.store.CreateIdentity(ctx,
+		&store.Identity{
+			ID: idID, Name: "admin", Type: store.IdentityTypeUser, IsAdmin: true,
+			CreatedAt: now, UpdatedAt: now,
+		},
+		&store.Authenticator{
+			ID: authID, IdentityID: idID, Method: store.AuthMethodPassword,
+			Username: "admin", PasswordHash: hash, CreatedAt: now, UpdatedAt: now,
+		})
 	if errors.Is(err, store.ErrConflict) {
 		// Another replica on the same etcd created it first.
 		if generated {
@@ -80,12 +87,6 @@ func (s *Server) ensureAdmin(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("server: create admin: %w", err)
-	}
-	if err := s.store.CreateAuthenticator(ctx, &store.Authenticator{
-		ID: authID, IdentityID: idID, Method: store.AuthMethodPassword,
-		Username: "admin", PasswordHash: hash, CreatedAt: now, UpdatedAt: now,
-	}); err != nil {
-		return fmt.Errorf("server: create admin authenticator: %w", err)
 	}
 
 	if generated {

@@ -227,9 +227,13 @@ type Store interface {
 
 // IdentityStore keeps identities.
 type IdentityStore interface {
-	// CreateIdentity stores a new identity. A taken name or external id
-	// returns a *ConflictError naming "name" or "externalId".
-	CreateIdentity(ctx context.Context, id *Identity) error
+	// CreateIdentity stores a new identity together with its first
+	// authenticators, if any, in one transaction: all of them or none. A
+	// taken name or external id returns a *ConflictError naming "name" or
+	// "externalId", a taken username or fingerprint one naming "username"
+	// or "fingerprint". Every authenticator must name the identity in its
+	// IdentityID.
+	CreateIdentity(ctx context.Context, id *Identity, auths ...*Authenticator) error
 
 	// GetIdentity returns the identity or ErrNotFound.
 	GetIdentity(ctx context.Context, id string) (*Identity, error)

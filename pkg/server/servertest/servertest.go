@@ -31,7 +31,8 @@ import (
 	"github.com/sessioncert/sessioncert/pkg/store"
 )
 
-// AdminPassword is the password of the admin identity of every test server.
+// AdminPassword is the password of the admin identity of every test server
+// unless Options.NoAdminPassword is set.
 const AdminPassword = "test-admin-password"
 
 // Clock is a settable clock for expiry tests. Its zero value reads the real
@@ -97,6 +98,12 @@ type Options struct {
 
 	// Version is the build the server reports.
 	Version handlers.VersionInfo
+
+	// NoAdminPassword gives the server no admin password, as in production:
+	// a first start takes SESSIONCERT_ADMIN_PASSWORD or generates one into
+	// the data directory. By default the first admin's password is
+	// AdminPassword.
+	NoAdminPassword bool
 }
 
 // Env is a running server and the means to talk to it.
@@ -144,7 +151,7 @@ func Start(t testing.TB, o Options) *Env {
 		}
 	}
 
-	srv, err := server.New(cfg, server.Deps{
+	deps := server.Deps{
 		Now:    o.Clock.Now,
 		Logger: o.Logger,
 		// Cheap hashes keep tests fast under -race; the real parameters
@@ -155,7 +162,11 @@ func Start(t testing.TB, o Options) *Env {
 		WrapStore:     o.WrapStore,
 		WrapCASigner:  o.WrapCASigner,
 		Version:       o.Version,
-	})
+	}
+	if o.NoAdminPassword {
+		deps.AdminPassword = ""
+	}
+	srv, err := server.New(cfg, deps)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}

@@ -26,10 +26,15 @@ func checkPage(p store.Page) error {
 	return nil
 }
 
-// CreateIdentity stores a new identity. It returns a *store.ConflictError
-// naming "id", "name" or "externalId" when one is taken, and an error when
-// the id or name is empty.
-func (s *Store) CreateIdentity(ctx context.Context, id *store.Identity) error {
+// CreateIdentity stores a new identity with its first authenticators in one
+// transaction. It returns a *store.ConflictError naming "id", "name",
+// "externalId", "username" or "fingerprint" when one is taken, and an error
+// when the id or name is empty or an authenticator names another identity.
+func (s *Store) CreateIdentity(
+	ctx context.Context,
+	id *store.Identity,
+	auths ...*store.Authenticator,
+) error {
 	if err := checkID("identity", id.ID); err != nil {
 		return err
 	}
@@ -37,6 +42,16 @@ func (s *Store) CreateIdentity(ctx context.Context, id *store.Identity) error {
 		return errors.New("bolt: identity name is empty")
 	}
 	rec := record.FromIdentity(id)
+	authRecs := make([]*authenticatorRecord, len(auths))
+	for i, a := range auths {
+		if err := checkID("authenticator", a.ID); err != nil {
+			return err
+		}
+		if a.IdentityID != id.ID {
+			return fmt.Errorf("bolt: authenticator %q names identity %q, not %q", a.ID, a.IdentityID, id.ID)
+		}
+		authRecs[i] = record.FromAuthenticator(a)
+	}
 
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketIdentities).Get([]byte(rec.ID)) != nil {
@@ -54,7 +69,15 @@ func (s *Store) CreateIdentity(ctx context.Context, id *store.Identity) error {
 		if err := putJSON(tx.Bucket(bucketIdentities), []byte(rec.ID), rec); err != nil {
 			return err
 		}
-		return countUp(tx, keyCountIdentities)
+		if err := countUp(tx, keyCountIdentities); err != nil {
+			return err
+		}
+		for _, a := range authRecs {
+			if err := putNewAuthenticator(tx, a); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -285,17 +308,23 @@ func (s *Store) CreateAuthenticator(ctx context.Context, a *store.Authenticator)
 		if _, err := getIdentity(tx, rec.IdentityID); err != nil {
 			return err
 		}
-		if tx.Bucket(bucketAuthenticators).Get([]byte(rec.ID)) != nil {
-			return &store.ConflictError{Field: "id", Value: rec.ID}
-		}
-		if err := indexAuthenticator(tx, nil, rec); err != nil {
-			return err
-		}
-		if err := putJSON(tx.Bucket(bucketAuthenticators), []byte(rec.ID), rec); err != nil {
-			return err
-		}
-		return countUp(tx, keyCountAuths)
+		return putNewAuthenticator(tx, rec)
 	})
+}
+
+// putNewAuthenticator stores a new authenticator with its index entries,
+// claiming its id, username and fingerprint.
+func putNewAuthenticator(tx *bbolt.Tx, rec *authenticatorRecord) error {
+	if tx.Bucket(bucketAuthenticators).Get([]byte(rec.ID)) != nil {
+		return &store.ConflictError{Field: "id", Value: rec.ID}
+	}
+	if err := indexAuthenticator(tx, nil, rec); err != nil {
+		return err
+	}
+	if err := putJSON(tx.Bucket(bucketAuthenticators), []byte(rec.ID), rec); err != nil {
+		return err
+	}
+	return countUp(tx, keyCountAuths)
 }
 
 // indexAuthenticator moves the index entries of an authenticator from old

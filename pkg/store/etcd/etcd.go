@@ -537,7 +537,9 @@ func (s *Store) sweepChunk() int { return (s.opts.MaxTxnOps - 1) / 3 }
 // authsInTxn is how many authenticators the last transaction of
 // DeleteIdentity removes with the identity: four deletes and a compare
 // each, besides four deletes for the identity and three compares; an
-// identity with more loses the others one by one first.
+// identity with more loses the others one by one first. It also bounds the
+// authenticators CreateIdentity stores with an identity: four writes and
+// three compares at most each, besides three of each for the identity.
 func (s *Store) authsInTxn() int { return (s.opts.MaxTxnOps - 4) / 4 }
 
 // revokeLater queues the lease of a removed session for revocation. The

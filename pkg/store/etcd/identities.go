@@ -3,6 +3,7 @@ package etcd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -12,15 +13,26 @@ import (
 	"github.com/sessioncert/sessioncert/pkg/store/internal/record"
 )
 
-// CreateIdentity stores a new identity. It returns a *store.ConflictError
-// naming "id", "name" or "externalId" when one is taken, and an error when
-// the id is invalid or the name empty.
-func (s *Store) CreateIdentity(ctx context.Context, i *store.Identity) error {
+// CreateIdentity stores a new identity with its first authenticators in one
+// transaction. It returns a *store.ConflictError naming "id", "name",
+// "externalId", "username" or "fingerprint" when one is taken, and an error
+// when an id is invalid, the name empty, an authenticator names another
+// identity, or there are more authenticators than one transaction holds
+// ((MaxTxnOps-4)/4: 31 with etcd's default).
+func (s *Store) CreateIdentity(
+	ctx context.Context,
+	i *store.Identity,
+	auths ...*store.Authenticator,
+) error {
 	if err := checkID("identity", i.ID); err != nil {
 		return err
 	}
 	if i.Name == "" {
 		return errors.New("etcd: identity name is empty")
+	}
+	if n := s.authsInTxn(); len(auths) > n {
+		return fmt.Errorf("etcd: identity %q comes with %d authenticators, more than the %d that fit "+
+			"in a transaction of %d operations", i.ID, len(auths), n, s.opts.MaxTxnOps)
 	}
 	rec := record.FromIdentity(i)
 	value, err := encode(rec)
@@ -38,6 +50,16 @@ func (s *Store) CreateIdentity(ctx context.Context, i *store.Identity) error {
 		guards = append(guards,
 			absent(extKey, &store.ConflictError{Field: "externalId", Value: rec.ExternalID}))
 		then = append(then, clientv3.OpPut(extKey, rec.ID))
+	}
+	for _, a := range auths {
+		if a.IdentityID != i.ID {
+			return fmt.Errorf("etcd: authenticator %q names identity %q, not %q", a.ID, a.IdentityID, i.ID)
+		}
+		g, ops, err := s.newAuthenticator(a)
+		if err != nil {
+			return err
+		}
+		guards, then = append(guards, g...), append(then, ops...)
 	}
 	return s.commitOnce(ctx, "create identity", guards, then)
 }
@@ -339,22 +361,32 @@ func (s *Store) CountIdentities(ctx context.Context) (int, error) {
 // *store.ConflictError naming "id", "username" or "fingerprint" when one is
 // taken.
 func (s *Store) CreateAuthenticator(ctx context.Context, a *store.Authenticator) error {
-	if err := checkID("authenticator", a.ID); err != nil {
-		return err
-	}
 	if err := checkID("identity", a.IdentityID); err != nil {
 		return err
+	}
+	guards, then, err := s.newAuthenticator(a)
+	if err != nil {
+		return err
+	}
+	guards = append(guards,
+		present(s.k.identity(a.IdentityID), notFound("identity", a.IdentityID)))
+	return s.commitOnce(ctx, "create authenticator", guards, then)
+}
+
+// newAuthenticator returns the guards and writes that store a new
+// authenticator with its index entries, claiming its id, username and
+// fingerprint: four guards and four writes at most.
+func (s *Store) newAuthenticator(a *store.Authenticator) ([]guard, []clientv3.Op, error) {
+	if err := checkID("authenticator", a.ID); err != nil {
+		return nil, nil, err
 	}
 	rec := record.FromAuthenticator(a)
 	value, err := encode(rec)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	key := s.k.authenticator(rec.ID)
-	guards := []guard{
-		present(s.k.identity(rec.IdentityID), notFound("identity", rec.IdentityID)),
-		absent(key, &store.ConflictError{Field: "id", Value: rec.ID}),
-	}
+	guards := []guard{absent(key, &store.ConflictError{Field: "id", Value: rec.ID})}
 	then := []clientv3.Op{
 		clientv3.OpPut(key, value),
 		clientv3.OpPut(s.k.identityAuth(rec.IdentityID, rec.ID), ""),
@@ -363,8 +395,7 @@ func (s *Store) CreateAuthenticator(ctx context.Context, a *store.Authenticator)
 	guards, then = append(guards, g...), append(then, ops...)
 	g, ops = s.moveIndex(s.k.authFingerprints, "fingerprint", "", rec.Fingerprint, rec.ID)
 	guards, then = append(guards, g...), append(then, ops...)
-
-	return s.commitOnce(ctx, "create authenticator", guards, then)
+	return guards, then, nil
 }
 
 // getAuthenticator reads one authenticator record and its key-value.

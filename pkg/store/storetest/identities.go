@@ -316,6 +316,85 @@ func testAuthenticators(t *testing.T, f Factory) {
 		h.same("FindAuthenticatorByFingerprint", got, cert)
 	})
 
+	// An identity created with its first authenticators is stored with all
+	// of them or not at all, so that a first admin never lacks its password.
+	t.Run("CreateWithIdentity", func(t *testing.T) {
+		h := open(t, f, Options{})
+		_, taken := newAuthenticators(h, "alice")
+		firstOf := func(i *store.Identity, username, fp string) []*store.Authenticator {
+			return []*store.Authenticator{
+				{ID: h.id("authenticator"), IdentityID: i.ID, Method: store.AuthMethodPassword,
+					Username: username, PasswordHash: "hash", CreatedAt: t0, UpdatedAt: t0},
+				{ID: h.id("authenticator"), IdentityID: i.ID, Method: store.AuthMethodCert,
+					CertPEM: "pem", Fingerprint: fp, CreatedAt: t0, UpdatedAt: t0},
+			}
+		}
+
+		t.Run("stored together", func(t *testing.T) {
+			h := h.on(t)
+			i := h.identity("admin")
+			auths := firstOf(i, "admin", fingerprint("admin-cert"))
+			h.must("CreateIdentity", h.s.CreateIdentity(h.ctx, i, auths...))
+			got, err := h.s.FindAuthenticatorByUsername(h.ctx, "admin")
+			h.must("FindAuthenticatorByUsername", err)
+			h.same("updb authenticator", got, auths[0])
+			got, err = h.s.FindAuthenticatorByFingerprint(h.ctx, auths[1].Fingerprint)
+			h.must("FindAuthenticatorByFingerprint", err)
+			h.same("cert authenticator", got, auths[1])
+
+			// They are the identity's own: they go with it.
+			_, err = h.s.DeleteIdentity(h.ctx, i.ID, t0)
+			h.must("DeleteIdentity", err)
+			for _, a := range auths {
+				_, err := h.s.GetAuthenticator(h.ctx, a.ID)
+				wantErr(t, "GetAuthenticator after DeleteIdentity", err, store.ErrNotFound)
+			}
+		})
+
+		tests := []struct {
+			name      string
+			username  string
+			fp        string
+			other     bool // an authenticator names another identity
+			wantField string
+		}{
+			{"taken username", "alice", fingerprint("fresh"), false, "username"},
+			{"taken fingerprint", "fresh", taken.Fingerprint, false, "fingerprint"},
+			{"authenticator of another identity", "fresh", fingerprint("fresh"), true, ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				h := h.on(t)
+				i := h.identity("refused-" + tt.username)
+				auths := firstOf(i, tt.username, tt.fp)
+				if tt.other {
+					auths[1].IdentityID = taken.IdentityID
+				}
+				err := h.s.CreateIdentity(h.ctx, i, auths...)
+				if tt.wantField != "" {
+					wantConflict(t, "CreateIdentity", err, tt.wantField)
+				} else if err == nil {
+					t.Error("CreateIdentity with an authenticator of another identity succeeded")
+				}
+				_, err = h.s.GetIdentity(h.ctx, i.ID)
+				wantErr(t, "GetIdentity of the refused identity", err, store.ErrNotFound)
+				_, err = h.s.FindIdentityByName(h.ctx, i.Name)
+				wantErr(t, "FindIdentityByName of the refused identity", err, store.ErrNotFound)
+				for _, a := range auths {
+					_, err := h.s.GetAuthenticator(h.ctx, a.ID)
+					wantErr(t, "GetAuthenticator of a refused authenticator", err, store.ErrNotFound)
+				}
+			})
+		}
+		n, err := h.s.CountIdentities(h.ctx)
+		h.must("CountIdentities", err)
+		_, total, err := h.s.ListAuthenticators(h.ctx, store.Page{Limit: 10})
+		h.must("ListAuthenticators", err)
+		if n != 1 || total != 2 {
+			t.Errorf("%d identities and %d authenticators after refused creates, want 1 and 2", n, total)
+		}
+	})
+
 	t.Run("CreateErrors", func(t *testing.T) {
 		h := open(t, f, Options{})
 		updb, cert := newAuthenticators(h, "alice")
