@@ -20,9 +20,13 @@ func (a *app) authenticatorCommands() []command {
 				"with sessioncert login --method cert."},
 		{name: "list", short: "list authenticators", data: &authenticatorListCmd{app: a}},
 		{name: "show", short: "show one authenticator", data: &authenticatorShowCmd{app: a}},
-		{name: "delete", short: "delete an authenticator", data: &authenticatorDeleteCmd{app: a}},
+		{name: "delete", short: "delete an authenticator", data: &authenticatorDeleteCmd{app: a},
+			long: "Delete an authenticator. The sessions that logged in with it end at once, " +
+				"with their certificates; sessions of the identity's other authenticators live on."},
 		{name: "set-password", short: "set the password of an updb authenticator",
-			data: &authenticatorSetPasswordCmd{app: a}},
+			data: &authenticatorSetPasswordCmd{app: a},
+			long: "Set the password of an updb authenticator. Sessions that logged in with the " +
+				"old password live on; delete the authenticator to end them."},
 	}
 }
 

@@ -2,7 +2,8 @@
 // authenticators, external JWT signers and API sessions. It checks what an
 // administrator asks for, keeps secrets write-only (passwords are stored only
 // as argon2id hashes, certificates only as PEM with their fingerprint), and
-// ends sessions when their identity goes.
+// ends sessions when their identity, or the authenticator they logged in
+// with, goes.
 //
 // Every change is recorded before it is applied: once a request is
 // validated and the change's before and after are known, the Observer
@@ -377,15 +378,28 @@ func (s *Service) hash(password string) (string, error) {
 	return auth.HashPassword(password, s.cfg.HashParams, s.cfg.Rand)
 }
 
-// DeleteAuthenticator removes a credential.
+// DeleteAuthenticator removes a credential and ends the sessions that
+// logged in with it, with all their certificates, as DeleteSession does:
+// taking away a device's certificate or a password takes away the access
+// gained with it. Sessions of the identity's other credentials live on.
 func (s *Service) DeleteAuthenticator(ctx context.Context, actor, id string) error {
 	a, err := s.cfg.Store.GetAuthenticator(ctx, id)
 	if err != nil {
 		return err
 	}
 
+	var evs []store.Event
 	c := Change{Actor: actor, Action: "delete", Kind: "authenticator", ID: id, Before: redact(a)}
-	return s.apply(ctx, c, func() error { return s.cfg.Store.DeleteAuthenticator(ctx, id) })
+	err = s.apply(ctx, c, func() error {
+		var derr error
+		evs, derr = s.cfg.Store.DeleteAuthenticator(ctx, id, s.now())
+		return derr
+	})
+	if err != nil {
+		return err
+	}
+	s.cfg.Registry.Removed(evs)
+	return nil
 }
 
 // GetAuthenticator returns one authenticator.

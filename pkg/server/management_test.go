@@ -5,8 +5,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessioncert/sessioncert/client/api_sessions"
+	"github.com/sessioncert/sessioncert/client/authentication"
 	"github.com/sessioncert/sessioncert/client/authenticators"
 	"github.com/sessioncert/sessioncert/client/current_api_session"
 	"github.com/sessioncert/sessioncert/client/identities"
@@ -105,12 +107,14 @@ func TestAdminDeletesSession(t *testing.T) {
 }
 
 // TestPasswordChange: after the admin changes a password, the old one no
-// longer works and the new one does.
+// longer works and the new one does; a session that logged in with the old
+// one lives on.
 func TestPasswordChange(t *testing.T) {
 	e := servertest.Start(t, servertest.Options{})
 	c := e.Client(nil)
 	admin := e.Admin(t)
 	e.CreateIdentity(t, admin, "carol", "User", "first-password")
+	before := e.Login(t, "carol", "first-password")
 	list, err := c.Authenticators.ListAuthenticators(&authenticators.ListAuthenticatorsParams{}, admin.Auth)
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +138,10 @@ func TestPasswordChange(t *testing.T) {
 		t.Errorf("old password: %d %+v", status, env.Error)
 	}
 	e.Login(t, "carol", newPassword)
+	if _, err := c.CurrentAPISession.GetCurrentAPISession(&current_api_session.GetCurrentAPISessionParams{},
+		before.Auth); err != nil {
+		t.Errorf("the session from before the password change: %v, want it alive", err)
+	}
 }
 
 // TestManagementBadInput checks each malformed management request gets its
@@ -232,5 +240,74 @@ func TestManagementBadInput(t *testing.T) {
 	status, body := rawGet(t, e, auths, admin.Token)
 	if status != 200 || strings.Contains(body, "argon2") || strings.Contains(body, "password") {
 		t.Errorf("authenticator list leaks a secret: %d %s", status, body)
+	}
+}
+
+// TestDeleteCertAuthenticatorEndsItsSessions: a device logs in with its
+// client certificate; when the admin deletes that certificate's
+// authenticator, the device's session ends at once with its certificates,
+// so routers refuse the certificate, while a password session of the same
+// identity lives on.
+func TestDeleteCertAuthenticatorEndsItsSessions(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	c := e.Client(nil)
+	admin := e.Admin(t)
+	ctx := context.Background()
+	now := time.Now()
+	device := clientCert(t, "device-1", now.Add(-time.Hour), now.Add(time.Hour))
+
+	id := e.CreateIdentity(t, admin, "device-1", "User", "device-password")
+	method := "cert"
+	created, err := c.Authenticators.CreateAuthenticator(&authenticators.CreateAuthenticatorParams{
+		Body: &models.AuthenticatorCreate{Method: &method, IdentityID: &id, CertPem: certPEM(device)},
+	}, admin.Auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := e.Client(e.NewHTTPClient(&device)).Authentication.Authenticate(
+		&authentication.AuthenticateParams{Method: "cert", Auth: &models.Authenticate{}})
+	if err != nil {
+		t.Fatalf("cert login: %v", err)
+	}
+	byCert := &servertest.Session{Token: ok.ZtSession, ID: *ok.Payload.Data.ID, Auth: authFor(ok.ZtSession)}
+	issued := e.IssueCertificate(t, byCert)
+	byPassword := e.Login(t, "device-1", "device-password")
+	e.CreateIdentity(t, admin, "edge1", "Router", "router-password")
+	r := e.Login(t, "edge1", "router-password")
+	if _, code := admit(t, e, r, byCert.Token, certPEM(device)); code != "" {
+		t.Fatalf("admission of the login certificate before the delete: %s", code)
+	}
+	cursor, err := e.Server.Store().EventCursor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := c.Authenticators.DeleteAuthenticator(
+		&authenticators.DeleteAuthenticatorParams{ID: *created.Payload.Data.ID}, admin.Auth); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = c.CurrentAPISession.GetCurrentAPISession(&current_api_session.GetCurrentAPISessionParams{}, byCert.Auth)
+	var gone *current_api_session.GetCurrentAPISessionUnauthorized
+	if !errors.As(err, &gone) {
+		t.Errorf("the cert session after its authenticator was deleted: %v, want 401", err)
+	}
+	for name, chain := range map[string]string{"login": certPEM(device), "issued": issued.Chain} {
+		if _, code := admit(t, e, r, byCert.Token, chain); code != "INVALID_API_SESSION" {
+			t.Errorf("admission of the %s certificate after the delete: %q, want INVALID_API_SESSION", name, code)
+		}
+	}
+	evs, err := e.Server.Store().Events(ctx, cursor, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].APISessionID != byCert.ID || evs[0].Cause != store.CauseAdmin ||
+		len(evs[0].Fingerprints) != 2 {
+		t.Errorf("events = %+v, want the cert session removed by the admin with both its certificates", evs)
+	}
+
+	if _, err := c.CurrentAPISession.GetCurrentAPISession(&current_api_session.GetCurrentAPISessionParams{},
+		byPassword.Auth); err != nil {
+		t.Errorf("the password session of the same identity: %v, want it alive", err)
 	}
 }

@@ -746,7 +746,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // Removed tells the registry about sessions that were removed with their
-// identity, so that it forgets them and tells its observer.
+// identity or authenticator, so that it forgets them and tells its
+// observer.
 func (r *Registry) Removed(evs []store.Event) {
 	for _, ev := range evs {
 		r.Forget(ev.APISessionID)

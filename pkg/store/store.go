@@ -284,8 +284,11 @@ type AuthenticatorStore interface {
 	// keeping usernames unique. ErrNotFound if it is gone.
 	UpdateAuthenticator(ctx context.Context, a *Authenticator) error
 
-	// DeleteAuthenticator removes it. Sessions it created live on.
-	DeleteAuthenticator(ctx context.Context, id string) error
+	// DeleteAuthenticator removes it and ends the sessions it created (those
+	// whose AuthenticatorID is id), each with its certificates, and returns
+	// one apiSessionRemoved event (cause admin, stamped at) per session
+	// ended. ErrNotFound if it does not exist.
+	DeleteAuthenticator(ctx context.Context, id string, at time.Time) ([]Event, error)
 
 	// ListAuthenticators returns a page ordered by id, and the total count.
 	ListAuthenticators(ctx context.Context, p Page) ([]*Authenticator, int, error)

@@ -450,16 +450,50 @@ func (s *Store) UpdateAuthenticator(ctx context.Context, a *store.Authenticator)
 	})
 }
 
-// DeleteAuthenticator removes the authenticator, or returns
-// store.ErrNotFound. Sessions it created are left alone.
-func (s *Store) DeleteAuthenticator(ctx context.Context, id string) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
+// DeleteAuthenticator removes the authenticator and the sessions it created,
+// with their certificates, in one group-committed transaction, and returns
+// one apiSessionRemoved event of cause admin per session, stamped at. It
+// returns store.ErrNotFound when the authenticator does not exist.
+func (s *Store) DeleteAuthenticator(
+	ctx context.Context,
+	id string,
+	at time.Time,
+) ([]store.Event, error) {
+	var (
+		events []store.Event
+		ap     appended
+	)
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		events, ap = nil, appended{}
+
 		rec, err := getAuthenticator(tx, id)
 		if err != nil {
 			return err
 		}
+
+		// The sessions it created are among its identity's.
+		for _, k := range keysWithPrefix(tx.Bucket(bucketIdentitySessions), prefix(rec.IdentityID)) {
+			_, sid := splitKey(k)
+			sess, err := getSession(tx, sid)
+			if err != nil {
+				return err
+			}
+			if sess.AuthenticatorID != id {
+				continue
+			}
+			ev, err := s.removeSession(tx, sess, store.CauseAdmin, at, &ap)
+			if err != nil {
+				return err
+			}
+			events = append(events, ev)
+		}
 		return removeAuthenticator(tx, rec)
 	})
+	if err != nil {
+		return nil, err
+	}
+	s.publish(ap)
+	return events, nil
 }
 
 // removeAuthenticator deletes an authenticator with its index entries.

@@ -261,7 +261,7 @@ func (s *Store) DeleteIdentity(
 		if n := s.authsInTxn(); len(auths) > n {
 			for _, kv := range auths[n:] {
 				aid, _ := rest(kv.Key, s.k.ownedAuths(id))
-				if err := s.DeleteAuthenticator(ctx, aid); err != nil && !isNotFound(err) {
+				if err := s.removeAuthenticator(ctx, aid); err != nil && !isNotFound(err) {
 					return nil, err
 				}
 			}
@@ -535,9 +535,96 @@ func (s *Store) unindexAuthenticator(rec *authenticatorRecord) []clientv3.Op {
 	return ops
 }
 
-// DeleteAuthenticator removes the authenticator with its index entries, or
-// returns store.ErrNotFound. Sessions it created are left alone.
-func (s *Store) DeleteAuthenticator(ctx context.Context, id string) error {
+// DeleteAuthenticator removes the authenticator with its index entries and
+// ends the sessions it created, and returns one apiSessionRemoved event of
+// cause admin per session, stamped at, with increasing cursors. It returns
+// store.ErrNotFound when the authenticator does not exist.
+//
+// As DeleteIdentity, it is not one transaction. The sessions of the
+// authenticator's identity are read at one revision; those it created are
+// removed, each in a transaction of its own with its certificates and its
+// event; then the authenticator goes in a transaction that commits only if
+// no session of the identity was created since that revision, and otherwise
+// the whole is done again. An interruption leaves the authenticator with
+// fewer sessions, and calling DeleteAuthenticator again finishes the work.
+func (s *Store) DeleteAuthenticator(
+	ctx context.Context,
+	id string,
+	at time.Time,
+) ([]store.Event, error) {
+	if _, _, err := s.getAuthenticator(ctx, id); err != nil {
+		return nil, err
+	}
+	createdBy := func(r *sessionRecord) bool { return r.AuthenticatorID == id }
+	var events []store.Event
+	for {
+		rec, kv, err := s.getAuthenticator(ctx, id)
+		if isNotFound(err) {
+			// Deleted by someone else meanwhile: the work is done.
+			return events, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		owned := s.k.ownedSessions(rec.IdentityID)
+		resp, err := s.read(ctx, "delete authenticator",
+			clientv3.OpGet(owned, clientv3.WithPrefix(), clientv3.WithKeysOnly()))
+		if err != nil {
+			return nil, err
+		}
+		rev := resp.Header.Revision
+		keys := make([]string, 0, len(kvs(resp, 0)))
+		for _, kv := range kvs(resp, 0) {
+			sid, _ := rest(kv.Key, owned)
+			keys = append(keys, s.k.session(sid))
+		}
+		sessions, err := s.getMany(ctx, "delete authenticator", keys, rev)
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+
+		// The sessions it created, each with its certificates and event.
+		for _, skv := range sessions {
+			var sr sessionRecord
+			if err := decode(skv.Key, skv.Value, &sr); err != nil {
+				return nil, err
+			}
+			if !createdBy(&sr) {
+				continue
+			}
+			ev, err := s.removeSession(ctx, sr.ID, store.CauseAdmin, at, createdBy)
+			if isNotFound(err) {
+				continue // it ended meanwhile
+			}
+			if err != nil {
+				return nil, err
+			}
+			if ev != nil {
+				events = append(events, *ev)
+			}
+		}
+
+		// Then the authenticator, unless a login made a session meanwhile.
+		// Removals since rev leave the guard on the session index intact.
+		then := append(s.unindexAuthenticator(rec), clientv3.OpDelete(string(kv.Key)))
+		_, err = s.guarded(ctx, "delete authenticator",
+			[]guard{unchanged(kv), unchangedRange(owned, rev)}, then...)
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return events, nil
+	}
+}
+
+// removeAuthenticator deletes an authenticator with its index entries,
+// leaving its sessions alone, or returns store.ErrNotFound.
+func (s *Store) removeAuthenticator(ctx context.Context, id string) error {
 	for {
 		rec, kv, err := s.getAuthenticator(ctx, id)
 		if err != nil {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/sessioncert/sessioncert/pkg/store"
 )
@@ -467,7 +468,8 @@ func testAuthenticators(t *testing.T, f Factory) {
 				})
 			}},
 			{"DeleteAuthenticator", func() error {
-				return h.s.DeleteAuthenticator(h.ctx, "missing")
+				_, err := h.s.DeleteAuthenticator(h.ctx, "missing", t0)
+				return err
 			}},
 		}
 		for _, tt := range tests {
@@ -560,28 +562,106 @@ func testAuthenticators(t *testing.T, f Factory) {
 		}
 	})
 
-	t.Run("DeleteLeavesSessions", func(t *testing.T) {
+	// Deleting an authenticator ends the sessions that logged in with it,
+	// and only those: the access a credential gave goes with it.
+	t.Run("DeleteEndsItsSessions", func(t *testing.T) {
 		h := open(t, f, Options{})
 		updb, cert := newAuthenticators(h, "alice")
-		sess := h.session(updb.IdentityID)
-		sess.AuthenticatorID = updb.ID
-		h.must("CreateAPISession", h.s.CreateAPISession(h.ctx, sess, nil))
+		_, bobCert := newAuthenticators(h, "bob")
+		loginWith := func(a *store.Authenticator, initial bool) (*store.APISession, []*store.Certificate) {
+			sess := h.session(a.IdentityID)
+			sess.AuthenticatorID = a.ID
+			var certs []*store.Certificate
+			if initial {
+				login := h.cert(sess)
+				login.Fingerprint = a.Fingerprint
+				certs = append(certs, login)
+			}
+			h.must("CreateAPISession", h.s.CreateAPISession(h.ctx, sess, certs))
+			return sess, append(certs, h.mustCert(sess))
+		}
+		byCert1, certs1 := loginWith(cert, true)
+		byCert2, certs2 := loginWith(cert, true)
+		byPassword, passwordCerts := loginWith(updb, false)
+		byBob, bobCerts := loginWith(bobCert, true)
+		from := h.cursor()
 
-		h.must("DeleteAuthenticator", h.s.DeleteAuthenticator(h.ctx, updb.ID))
-		_, err := h.s.GetAuthenticator(h.ctx, updb.ID)
-		wantErr(t, "GetAuthenticator", err, store.ErrNotFound)
-		_, err = h.s.FindAuthenticatorByUsername(h.ctx, "alice")
-		wantErr(t, "FindAuthenticatorByUsername", err, store.ErrNotFound)
-		_, err = h.s.GetAuthenticator(h.ctx, cert.ID)
-		h.must("GetAuthenticator of the other authenticator", err)
-		got, err := h.s.GetAPISession(h.ctx, sess.ID)
-		h.must("GetAPISession of a session the authenticator created", err)
-		h.same("session", got, sess)
+		at := t0.Add(time.Minute)
+		events, err := h.s.DeleteAuthenticator(h.ctx, cert.ID, at)
+		h.must("DeleteAuthenticator", err)
 
-		again := *updb
-		again.ID = h.id("authenticator")
-		h.must("CreateAuthenticator with the freed username",
-			h.s.CreateAuthenticator(h.ctx, &again))
+		t.Run("events", func(t *testing.T) {
+			h := h.on(t)
+			want := map[string][]*store.Certificate{byCert1.ID: certs1, byCert2.ID: certs2}
+			if len(events) != len(want) {
+				t.Fatalf("%d events, want one per session of the authenticator (%d)", len(events), len(want))
+			}
+			for n, e := range events {
+				if n > 0 && e.Cursor <= events[n-1].Cursor {
+					t.Errorf("cursors not increasing: %s", cursors(events))
+				}
+				var fps []string
+				for _, c := range want[e.APISessionID] {
+					fps = append(fps, c.Fingerprint)
+				}
+				h.sameEvent("event of "+e.APISessionID, e, store.Event{
+					Cursor: e.Cursor, Type: store.EventAPISessionRemoved, APISessionID: e.APISessionID,
+					IdentityID: cert.IdentityID, Fingerprints: fps, Cause: store.CauseAdmin, At: at,
+				})
+			}
+			h.sameEvents("Events", h.eventsAfter(from), events)
+		})
+
+		t.Run("removed", func(t *testing.T) {
+			h := h.on(t)
+			_, err := h.s.GetAuthenticator(h.ctx, cert.ID)
+			wantErr(t, "GetAuthenticator", err, store.ErrNotFound)
+			_, err = h.s.FindAuthenticatorByFingerprint(h.ctx, cert.Fingerprint)
+			wantErr(t, "FindAuthenticatorByFingerprint", err, store.ErrNotFound)
+			for s, certs := range map[*store.APISession][]*store.Certificate{byCert1: certs1, byCert2: certs2} {
+				_, err := h.s.GetAPISession(h.ctx, s.ID)
+				wantErr(t, "GetAPISession", err, store.ErrNotFound)
+				_, err = h.s.FindAPISessionByTokenHash(h.ctx, s.TokenHash)
+				wantErr(t, "FindAPISessionByTokenHash", err, store.ErrNotFound)
+				for _, c := range certs {
+					_, err := h.s.FindCertificateByFingerprint(h.ctx, s.ID, c.Fingerprint)
+					wantErr(t, "FindCertificateByFingerprint", err, store.ErrNotFound)
+				}
+			}
+		})
+
+		t.Run("others untouched", func(t *testing.T) {
+			h := h.on(t)
+			for _, a := range []*store.Authenticator{updb, bobCert} {
+				got, err := h.s.GetAuthenticator(h.ctx, a.ID)
+				h.must("GetAuthenticator", err)
+				h.same("authenticator", got, a)
+			}
+			for s, certs := range map[*store.APISession][]*store.Certificate{
+				byPassword: passwordCerts, byBob: bobCerts,
+			} {
+				got, err := h.s.GetAPISession(h.ctx, s.ID)
+				h.must("GetAPISession of a session of another authenticator", err)
+				h.same("session", got, s)
+				for _, c := range certs {
+					got, err := h.s.FindCertificateByFingerprint(h.ctx, s.ID, c.Fingerprint)
+					h.must("FindCertificateByFingerprint", err)
+					h.same("certificate", got, c)
+				}
+			}
+		})
+
+		t.Run("without sessions", func(t *testing.T) {
+			h := h.on(t)
+			again := *cert
+			again.ID = h.id("authenticator")
+			h.must("CreateAuthenticator with the freed fingerprint", h.s.CreateAuthenticator(h.ctx, &again))
+			events, err := h.s.DeleteAuthenticator(h.ctx, again.ID, at)
+			h.must("DeleteAuthenticator", err)
+			if len(events) != 0 {
+				t.Errorf("%d events for an authenticator without sessions, want none", len(events))
+			}
+		})
 	})
 }
 

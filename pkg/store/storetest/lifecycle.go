@@ -170,7 +170,10 @@ func testClosed(t *testing.T, f Factory) {
 				ID: "a", IdentityID: sess.IdentityID, Method: store.AuthMethodPassword,
 			})
 		}},
-		{"DeleteAuthenticator", func() error { return s.DeleteAuthenticator(ctx, "a") }},
+		{"DeleteAuthenticator", func() error {
+			_, err := s.DeleteAuthenticator(ctx, "a", t0)
+			return err
+		}},
 		{"ListAuthenticators", func() error {
 			_, _, err := s.ListAuthenticators(ctx, p)
 			return err
