@@ -9,8 +9,9 @@ var (
 	// logs and the audit trail.
 	ErrInvalidAuth = errors.New("auth: invalid credentials")
 
-	// ErrRateLimited is returned when too many logins failed recently for
-	// the source address or the username.
+	// ErrRateLimited is matched by every login refused because too many
+	// failed recently for the source address or the username; the error
+	// itself is a *RateLimitError.
 	ErrRateLimited = errors.New("auth: too many failed attempts")
 )
 
@@ -49,3 +50,18 @@ func (e *LoginError) Is(target error) bool { return target == ErrInvalidAuth }
 
 // Unwrap returns the underlying cause.
 func (e *LoginError) Unwrap() error { return e.Err }
+
+// RateLimitError is a login refused by a limit of failed attempts, before
+// its credential was looked at. errors.Is(err, ErrRateLimited) is true for
+// every RateLimitError.
+type RateLimitError struct {
+	// First is set on the first refusal since the refusing bucket last
+	// granted an attempt. The refusals after it, while the bucket stays
+	// empty, cost the client nothing and need no record of their own.
+	First bool
+}
+
+func (e *RateLimitError) Error() string { return ErrRateLimited.Error() }
+
+// Is makes errors.Is(err, ErrRateLimited) true.
+func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,6 +67,9 @@ type failingStore struct {
 	failIdentity  bool
 	failSigners   bool
 	failFindByFpr bool
+
+	// failFindByUsername may change while an authenticator runs.
+	failFindByUsername atomic.Bool
 }
 
 func (f *failingStore) GetIdentity(ctx context.Context, id string) (*store.Identity, error) {
@@ -83,6 +87,16 @@ func (f *failingStore) ListExtJWTSigners(
 		return nil, 0, f.err
 	}
 	return f.Store.ListExtJWTSigners(ctx, p)
+}
+
+func (f *failingStore) FindAuthenticatorByUsername(
+	ctx context.Context,
+	username string,
+) (*store.Authenticator, error) {
+	if f.failFindByUsername.Load() {
+		return nil, f.err
+	}
+	return f.Store.FindAuthenticatorByUsername(ctx, username)
 }
 
 func (f *failingStore) FindAuthenticatorByFingerprint(

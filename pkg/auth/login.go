@@ -29,8 +29,8 @@ type Result struct {
 type PasswordConfig struct {
 	Store      store.Store
 	Params     HashParams      // for the dummy hash; zero means DefaultHashParams
-	BySource   *AttemptLimiter // nil disables the per-source limit
-	ByUsername *AttemptLimiter // nil disables the per-username limit
+	BySource   *AttemptLimiter // failed logins per source address; nil means no limit
+	ByUsername *AttemptLimiter // failed logins per username; nil means no limit
 	Now        func() time.Time
 	Rand       io.Reader
 }
@@ -62,21 +62,51 @@ func NewPassword(cfg PasswordConfig) (*Password, error) {
 	return &Password{cfg: cfg, dummyHash: dummy}, nil
 }
 
-// Authenticate checks username and password. source is the client's address,
-// used for rate limiting. It returns ErrRateLimited, a *LoginError (matching
-// ErrInvalidAuth), or a store error when the store fails.
+// Authenticate checks username and password. source is the client's
+// address. The attempt takes its token from the per-source and the
+// per-username limit before the password is checked, so that parallel
+// attempts cannot outrun the limit, and gives both back unless the
+// credential was wrong: successful logins, and those a failing store cut
+// short, cost nothing.
+//
+// It returns a *RateLimitError (matching ErrRateLimited), a *LoginError
+// (matching ErrInvalidAuth; an unknown username and a wrong password differ
+// only in its Reason), or a store error when the store fails.
 func (p *Password) Authenticate(ctx context.Context, username, password, source string) (*Result, error) {
-	now := p.cfg.Now()
-	if !p.cfg.BySource.Allowed(source, now) || !p.cfg.ByUsername.Allowed(username, now) {
-		return nil, ErrRateLimited
+	if err := takeAttempt(p.cfg.Now(),
+		charge{p.cfg.BySource, source}, charge{p.cfg.ByUsername, username}); err != nil {
+		return nil, err
 	}
 
 	res, err := p.check(ctx, username, password)
-	if errors.Is(err, ErrInvalidAuth) {
-		p.cfg.BySource.Fail(source, now)
-		p.cfg.ByUsername.Fail(username, now)
+	if !errors.Is(err, ErrInvalidAuth) {
+		p.cfg.BySource.GiveBack(source)
+		p.cfg.ByUsername.GiveBack(username)
 	}
 	return res, err
+}
+
+// charge is a limit and the key an attempt is charged to under it.
+type charge struct {
+	limit *AttemptLimiter
+	key   string
+}
+
+// takeAttempt takes one attempt at now from every charge in turn. When one
+// refuses, the attempts the charges before it granted are given back, so
+// that a refused attempt costs nothing, and a *RateLimitError is returned.
+func takeAttempt(now time.Time, charges ...charge) error {
+	for i, c := range charges {
+		ok, first := c.limit.Take(c.key, now)
+		if ok {
+			continue
+		}
+		for _, granted := range charges[:i] {
+			granted.limit.GiveBack(granted.key)
+		}
+		return &RateLimitError{First: first}
+	}
+	return nil
 }
 
 func (p *Password) check(ctx context.Context, username, password string) (*Result, error) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 )
 
 var cheap = HashParams{Time: 1, Memory: 64, Threads: 1}
@@ -59,30 +58,5 @@ func TestVerifyMalformedHash(t *testing.T) {
 				t.Errorf("VerifyPassword = %v, %v; want false, ErrMalformedHash", ok, err)
 			}
 		})
-	}
-}
-
-func TestAttemptLimiter(t *testing.T) {
-	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
-	l := NewAttemptLimiter(3, time.Minute)
-	for i := range 3 {
-		if !l.Allowed("10.0.0.1", now) {
-			t.Fatalf("attempt %d refused within the burst", i+1)
-		}
-		l.Fail("10.0.0.1", now)
-	}
-	if l.Allowed("10.0.0.1", now) {
-		t.Fatal("a fourth attempt after three failures was allowed")
-	}
-	if !l.Allowed("10.0.0.2", now) {
-		t.Error("another key was limited")
-	}
-	if !l.Allowed("10.0.0.1", now.Add(time.Minute)) {
-		t.Error("no attempt regained after a minute")
-	}
-	var disabled *AttemptLimiter
-	disabled.Fail("x", now)
-	if !disabled.Allowed("x", now) || !NewAttemptLimiter(0, time.Minute).Allowed("x", now) {
-		t.Error("a nil or zero-burst limiter limits")
 	}
 }

@@ -108,19 +108,21 @@ func (a authenticateHandler) login(p auth_op.AuthenticateParams) (*auth.Result, 
 
 // limited applies the per-source limit of failed logins to the cert and
 // ext-jwt methods; the password authenticator limits itself, per source and
-// per username.
+// per username. The attempt takes its token before the credential is
+// checked, so that parallel attempts cannot all pass on the last one, and
+// gives it back unless the credential was refused.
 func (a authenticateHandler) limited(
 	p auth_op.AuthenticateParams,
 	login func() (*auth.Result, error),
 ) (*auth.Result, error) {
 	source := httpx.ClientIP(p.HTTPRequest)
-	now := a.h.cfg.Now()
-	if !a.h.cfg.Logins.Allowed(source, now) {
-		return nil, auth.ErrRateLimited
+	if ok, first := a.h.cfg.Logins.Take(source, a.h.cfg.Now()); !ok {
+		return nil, &auth.RateLimitError{First: first}
 	}
+
 	res, err := login()
-	if errors.Is(err, auth.ErrInvalidAuth) {
-		a.h.cfg.Logins.Fail(source, now)
+	if !errors.Is(err, auth.ErrInvalidAuth) {
+		a.h.cfg.Logins.GiveBack(source)
 	}
 	return res, err
 }

@@ -300,25 +300,36 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestLoginRateLimit shows failed logins are limited per username, with the
-// same reply for known and unknown users until the limit.
+// TestLoginRateLimit shows failed logins are limited, with the same reply
+// for an unknown username as for a wrong password, and that a right
+// password within the limit logs in and costs nothing.
 func TestLoginRateLimit(t *testing.T) {
 	e := servertest.Start(t, servertest.Options{Config: func(c *server.Config) {
 		c.Logins.FailureBurst = 3
 		c.Logins.FailureEvery = time.Hour
 	}})
-	const path = "/edge/client/v1/authenticate?method=password"
-	for i := range 3 {
-		status, _, env := rawCall(t, e, "POST", path, "application/json",
-			`{"username": "admin", "password": "wrong"}`, nil)
-		if status != 401 || *env.Error.Code != "INVALID_AUTH" {
-			t.Fatalf("attempt %d: %d %s, want 401 INVALID_AUTH", i+1, status, *env.Error.Code)
-		}
+	wrongPassword, _ := tryLogin(e.HTTP, e, "admin", "wrong")
+	unknownUser, _ := tryLogin(e.HTTP, e, "nobody", "wrong")
+	if wrongPassword != unknownUser || wrongPassword.status != 401 ||
+		wrongPassword.code != "INVALID_AUTH" {
+		t.Fatalf("wrong password %+v, unknown username %+v; want the same 401 INVALID_AUTH",
+			wrongPassword, unknownUser)
 	}
-	status, _, env := rawCall(t, e, "POST", path, "application/json",
-		`{"username": "admin", "password": "`+servertest.AdminPassword+`"}`, nil)
-	if status != 429 || *env.Error.Code != "RATE_LIMITED" {
-		t.Fatalf("after 3 failures: %d %+v, want 429 RATE_LIMITED", status, env.Error)
+	limited := loginReply{429, "RATE_LIMITED", "too many failed attempts, try again later"}
+	for i, tc := range []struct {
+		username, password string
+		want               loginReply
+	}{
+		{"admin", servertest.AdminPassword, loginReply{status: 200}},
+		{"admin", servertest.AdminPassword, loginReply{status: 200}},
+		{"admin", "wrong", wrongPassword},
+		{"admin", servertest.AdminPassword, limited},
+		{"nobody", "wrong", limited},
+	} {
+		got, err := tryLogin(e.HTTP, e, tc.username, tc.password)
+		if err != nil || got != tc.want {
+			t.Fatalf("login %d after two failures: %+v (%v), want %+v", i+1, got, err, tc.want)
+		}
 	}
 }
 

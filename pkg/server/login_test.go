@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,10 +12,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +29,10 @@ import (
 	"github.com/sessioncert/sessioncert/client/external_jwt_signers"
 	"github.com/sessioncert/sessioncert/client/identities"
 	"github.com/sessioncert/sessioncert/models"
+	"github.com/sessioncert/sessioncert/pkg/audit"
+	"github.com/sessioncert/sessioncert/pkg/server"
 	"github.com/sessioncert/sessioncert/pkg/server/servertest"
+	"github.com/sessioncert/sessioncert/pkg/store"
 )
 
 // clientCert makes a self-signed client certificate valid from notBefore to
@@ -197,5 +204,264 @@ func TestExtJWTLogin(t *testing.T) {
 				t.Errorf("code %s, WWW-Authenticate %q, want INVALID_AUTH with %s", *env.Error.Code, ch, tc.challenge)
 			}
 		})
+	}
+}
+
+// clientFrom returns a client of e whose connections come from ip, a
+// loopback address, so that one test can log in from several sources.
+func clientFrom(e *servertest.Env, ip string) *http.Client {
+	c := e.NewHTTPClient(nil)
+	c.Transport.(*http.Transport).DialContext = (&net.Dialer{
+		Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)},
+	}).DialContext
+	return c
+}
+
+// loginReply is what a password login got: the status, and the error code
+// and message of a refusal.
+type loginReply struct {
+	status        int
+	code, message string
+}
+
+// tryLogin sends a password login through c. It returns an error instead
+// of failing the test, so that goroutines may call it.
+func tryLogin(c *http.Client, e *servertest.Env, username, password string) (loginReply, error) {
+	body, err := json.Marshal(map[string]string{"username": username, "password": password})
+	if err != nil {
+		return loginReply{}, err
+	}
+	return tryAuthenticate(c, e, "password", string(body))
+}
+
+// tryAuthenticate sends a login of method with body through c.
+func tryAuthenticate(c *http.Client, e *servertest.Env, method, body string) (loginReply, error) {
+	resp, err := c.Post(e.URL+"/edge/client/v1/authenticate?method="+method, "application/json",
+		strings.NewReader(body))
+	if err != nil {
+		return loginReply{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	r := loginReply{status: resp.StatusCode}
+	if resp.StatusCode == http.StatusOK {
+		return r, nil
+	}
+	var env models.APIErrorEnvelope
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		return r, fmt.Errorf("status %d: %w", resp.StatusCode, err)
+	}
+	if env.Error == nil {
+		return r, fmt.Errorf("status %d without the error envelope", resp.StatusCode)
+	}
+	r.code, r.message = *env.Error.Code, *env.Error.Message
+	return r, nil
+}
+
+// failedLogins counts the login.failed events by reason.
+func failedLogins(evs []audit.Event) map[string]int {
+	n := map[string]int{}
+	for _, ev := range evs {
+		if ev.Type == audit.TypeLoginFailed {
+			n[ev.Reason]++
+		}
+	}
+	return n
+}
+
+// checkGate is a store whose FindAuthenticatorByUsername and
+// FindAuthenticatorByFingerprint, the first step of a password and of a
+// certificate check, wait once armed until the test opens the gate, so that
+// all logins of a test are in flight together. It counts the checks that
+// reached it.
+type checkGate struct {
+	store.Store
+
+	mu      sync.Mutex
+	changed *sync.Cond
+	armed   bool
+	open    bool
+	checks  int // credential checks that reached the store since armed
+	replies int // logins that got a reply, counted by the test
+}
+
+func newCheckGate() *checkGate {
+	g := &checkGate{}
+	g.changed = sync.NewCond(&g.mu)
+	return g
+}
+
+// pass holds a check until the gate opens, if it is armed.
+func (g *checkGate) pass() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.armed {
+		return
+	}
+	g.checks++
+	g.changed.Broadcast()
+	for !g.open {
+		g.changed.Wait()
+	}
+}
+
+func (g *checkGate) FindAuthenticatorByUsername(
+	ctx context.Context,
+	username string,
+) (*store.Authenticator, error) {
+	g.pass()
+	return g.Store.FindAuthenticatorByUsername(ctx, username)
+}
+
+func (g *checkGate) FindAuthenticatorByFingerprint(
+	ctx context.Context,
+	fingerprint string,
+) (*store.Authenticator, error) {
+	g.pass()
+	return g.Store.FindAuthenticatorByFingerprint(ctx, fingerprint)
+}
+
+// do runs f under the gate's lock and tells the waiters.
+func (g *checkGate) do(f func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f()
+	g.changed.Broadcast()
+}
+
+// TestLoginLimitParallel sends 40 failing logins at once with a limit of 3,
+// holding every credential check until all 40 are either held there or
+// answered: exactly 3 reach the check (as the store, the audit trail and
+// the metrics count them) and the other 37 get 429 RATE_LIMITED. Password
+// logins are limited by the password authenticator, certificate logins by
+// the handler.
+func TestLoginLimitParallel(t *testing.T) {
+	const burst, n = 3, 40
+	now := time.Now()
+	stranger := clientCert(t, "stranger", now.Add(-time.Hour), now.Add(time.Hour))
+	for _, tc := range []struct {
+		method, reason string
+		login          func(e *servertest.Env, c *http.Client) (loginReply, error)
+		client         func(e *servertest.Env) *http.Client
+	}{
+		{"password", "wrongPassword",
+			func(e *servertest.Env, c *http.Client) (loginReply, error) {
+				return tryLogin(c, e, "admin", "not-the-password")
+			},
+			func(e *servertest.Env) *http.Client { return e.HTTP }},
+		{"cert", "unknownCertificate",
+			func(e *servertest.Env, c *http.Client) (loginReply, error) {
+				return tryAuthenticate(c, e, "cert", `{}`)
+			},
+			func(e *servertest.Env) *http.Client { return e.NewHTTPClient(&stranger) }},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			gate := newCheckGate()
+			e := servertest.Start(t, servertest.Options{
+				Config: func(c *server.Config) {
+					c.Logins.FailureBurst = burst
+					c.Logins.FailureEvery = time.Hour
+				},
+				WrapStore: func(st store.Store) store.Store { gate.Store = st; return gate },
+			})
+			t.Cleanup(func() { gate.do(func() { gate.open = true }) })
+			c := tc.client(e)
+			// One connection up before the burst, which then shares it,
+			// leaves no dial racing the server's shutdown at the end.
+			resp, err := c.Get(e.URL + "/edge/client/v1/version")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			before := scrape(t, e)
+			gate.do(func() { gate.armed = true })
+
+			var (
+				wg      sync.WaitGroup
+				replies = map[string]int{}
+			)
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r, err := tc.login(e, c)
+					gate.do(func() {
+						gate.replies++
+						if err != nil {
+							replies[err.Error()]++
+							return
+						}
+						replies[fmt.Sprint(r.status, " ", r.code)]++
+					})
+				}()
+			}
+			gate.do(func() {
+				for gate.checks+gate.replies < n {
+					gate.changed.Wait()
+				}
+				if gate.checks != burst {
+					t.Errorf("%d logins reached the credential check together, want %d", gate.checks, burst)
+				}
+				gate.open = true
+			})
+			wg.Wait()
+			want := map[string]int{"401 INVALID_AUTH": burst, "429 RATE_LIMITED": n - burst}
+			if fmt.Sprint(replies) != fmt.Sprint(want) {
+				t.Errorf("replies %v, want %v", replies, want)
+			}
+
+			after := scrape(t, e)
+			for outcome, want := range map[string]float64{"invalid": burst, "rate_limited": n - burst} {
+				labels := []string{"method", tc.method, "outcome", outcome}
+				if got := value(after, "sessioncert_logins_total", labels...) -
+					value(before, "sessioncert_logins_total", labels...); got != want {
+					t.Errorf("sessioncert_logins_total%v moved by %v, want %v", labels, got, want)
+				}
+			}
+			c.CloseIdleConnections()
+			e.Stop()
+			if got := failedLogins(auditEvents(t, e))[tc.reason]; got != burst {
+				t.Errorf("%d logins audited as %s, want %d", got, tc.reason, burst)
+			}
+		})
+	}
+}
+
+// TestLoginLimitPerUsernameAndSource logs in from several loopback
+// addresses: a username is limited whatever the source, a source whatever
+// the username, and a refusal costs neither.
+func TestLoginLimitPerUsernameAndSource(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{Config: func(c *server.Config) {
+		c.Logins.FailureBurst = 3
+		c.Logins.FailureEvery = time.Hour
+	}})
+	e.CreateIdentity(t, e.Admin(t), "alice", "User", "alice-password")
+
+	const (
+		invalid = "401 INVALID_AUTH"
+		limited = "429 RATE_LIMITED"
+	)
+	for i, s := range []struct {
+		source, username, password, want string
+	}{
+		// Three wrong passwords for admin, each from its own source.
+		{"127.0.0.2", "admin", "wrong", invalid},
+		{"127.0.0.3", "admin", "wrong", invalid},
+		{"127.0.0.4", "admin", "wrong", invalid},
+		{"127.0.0.5", "admin", servertest.AdminPassword, limited},
+		{"127.0.0.5", "nobody", "wrong", invalid},
+		// Three unknown usernames from one source.
+		{"127.0.0.6", "u1", "wrong", invalid},
+		{"127.0.0.6", "u2", "wrong", invalid},
+		{"127.0.0.6", "u3", "wrong", invalid},
+		{"127.0.0.6", "alice", "alice-password", limited},
+		{"127.0.0.7", "alice", "alice-password", "200 "},
+	} {
+		r, err := tryLogin(clientFrom(e, s.source), e, s.username, s.password)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if got := fmt.Sprint(r.status, " ", r.code); got != s.want {
+			t.Fatalf("step %d: %s from %s: %s, want %s", i, s.username, s.source, got, s.want)
+		}
 	}
 }

@@ -82,7 +82,7 @@ type Issued struct {
 // a refused CSR, ErrInvalidToken when the session is no longer live,
 // ErrIssueRateLimited or ErrCertificateLimit, or a store error.
 func (i *Issuer) Issue(ctx context.Context, apiSessionID string, csrPEM []byte) (*Issued, error) {
-	if !i.rate.Take(apiSessionID, i.reg.cfg.Now()) {
+	if ok, _ := i.rate.Take(apiSessionID, i.reg.cfg.Now()); !ok {
 		return nil, ErrIssueRateLimited
 	}
 
