@@ -426,6 +426,77 @@ func TestLoginLimitParallel(t *testing.T) {
 	}
 }
 
+// TestLoginRefusalsAudited runs out the failed-login limit of one source
+// and sends 50 more logins: the metrics count all 50 refusals, but the
+// audit trail has one line for them. Once the limit regained an attempt
+// that is spent again, the next run of refusals gets its own line.
+func TestLoginRefusalsAudited(t *testing.T) {
+	const refused = 50
+	now := time.Now()
+	stranger := clientCert(t, "stranger", now.Add(-time.Hour), now.Add(time.Hour))
+	for _, tc := range []struct {
+		method, reason string
+		login          func(e *servertest.Env, c *http.Client) (loginReply, error)
+		client         func(e *servertest.Env) *http.Client
+	}{
+		{"password", "wrongPassword",
+			func(e *servertest.Env, c *http.Client) (loginReply, error) {
+				return tryLogin(c, e, "admin", "not-the-password")
+			},
+			func(e *servertest.Env) *http.Client { return e.HTTP }},
+		{"cert", "unknownCertificate",
+			func(e *servertest.Env, c *http.Client) (loginReply, error) {
+				return tryAuthenticate(c, e, "cert", `{}`)
+			},
+			func(e *servertest.Env) *http.Client { return e.NewHTTPClient(&stranger) }},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			clock := &servertest.Clock{}
+			clock.Set(now)
+			e := servertest.Start(t, servertest.Options{Clock: clock, Config: func(c *server.Config) {
+				c.Logins.FailureBurst = 1
+				c.Logins.FailureEvery = time.Minute
+			}})
+			c := tc.client(e)
+			before := scrape(t, e)
+			expect := func(n, status int) {
+				t.Helper()
+				for i := range n {
+					r, err := tc.login(e, c)
+					if err != nil || r.status != status {
+						t.Fatalf("login %d of %d: %+v (%v), want status %d", i+1, n, r, err, status)
+					}
+				}
+			}
+			expect(1, 401)
+			expect(refused, 429)
+			after := scrape(t, e)
+			labels := []string{"method", tc.method, "outcome", "rate_limited"}
+			if got := value(after, "sessioncert_logins_total", labels...) -
+				value(before, "sessioncert_logins_total", labels...); got != refused {
+				t.Errorf("sessioncert_logins_total%v moved by %v, want %d", labels, got, refused)
+			}
+			clock.Advance(time.Minute)
+			expect(1, 401)
+			expect(3, 429)
+			c.CloseIdleConnections()
+			e.Stop()
+
+			var got []string
+			for _, ev := range auditEvents(t, e) {
+				if ev.Type == audit.TypeLoginFailed {
+					got = append(got, ev.Reason+" "+ev.Method+" "+ev.Source)
+				}
+			}
+			first, limited := tc.reason+" "+tc.method+" 127.0.0.1", "rateLimited "+tc.method+" 127.0.0.1"
+			want := strings.Join([]string{first, limited, first, limited}, "\n")
+			if strings.Join(got, "\n") != want {
+				t.Errorf("login.failed lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
+			}
+		})
+	}
+}
+
 // TestLoginLimitPerUsernameAndSource logs in from several loopback
 // addresses: a username is limited whatever the source, a source whatever
 // the username, and a refusal costs neither.

@@ -134,6 +134,13 @@ func (o *observer) Login(ctx context.Context, a handlers.LoginAttempt) {
 		e.Reason = string(le.Reason)
 	case errors.Is(a.Err, auth.ErrRateLimited):
 		o.metrics.Login(a.Method, metrics.LoginRateLimited)
+		// A refusal costs no password check, so a client can send them at
+		// the rate of requests: only the first refusal of a run goes into
+		// the trail, or a stranger could fill its disk.
+		var limited *auth.RateLimitError
+		if errors.As(a.Err, &limited) && !limited.First {
+			return
+		}
 		e.Reason = "rateLimited"
 	default:
 		o.metrics.Login(a.Method, metrics.LoginError)
