@@ -31,16 +31,11 @@ func (a authenticateHandler) Handle(p auth_op.AuthenticateParams) auth_op.Authen
 		a.h.cfg.Recorder.Login(ctx, attempt)
 		return authenticateErrors.reply(ctx, err)
 	}
-	var configTypes []string
-	if p.Auth != nil {
-		configTypes = p.Auth.ConfigTypes
-	}
 	tok, s, err := a.h.cfg.Registry.Create(ctx, session.CreateRequest{
 		Identity:        res.Identity,
 		AuthenticatorID: res.Authenticator.ID,
 		AuthMethod:      res.Method,
 		IPAddress:       httpx.ClientIP(p.HTTPRequest),
-		ConfigTypes:     configTypes,
 		Certificates:    certificatesOf(res),
 	})
 	attempt.Result, attempt.Session, attempt.Err = res, s, err

@@ -69,10 +69,6 @@ func toCurrentSessionEnvelope(s *session.Session, tok string) *models.CurrentAPI
 }
 
 func toCurrentSessionDetail(s *session.Session, tok string) *models.CurrentAPISessionDetail {
-	configTypes := s.ConfigTypes
-	if configTypes == nil {
-		configTypes = []string{}
-	}
 	return &models.CurrentAPISessionDetail{
 		ID:        ptr(s.ID),
 		CreatedAt: dateTime(s.CreatedAt),
@@ -86,7 +82,7 @@ func toCurrentSessionDetail(s *session.Session, tok string) *models.CurrentAPISe
 		Identity:          toIdentityRef(&s.Identity),
 		IdentityID:        ptr(s.IdentityID),
 		IPAddress:         ptr(s.IPAddress),
-		ConfigTypes:       configTypes,
+		ConfigTypes:       []string{}, // a login's configTypes are accepted and ignored
 		AuthQueries:       []any{},
 		IsMfaRequired:     ptr(false),
 		IsMfaComplete:     ptr(false),

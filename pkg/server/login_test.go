@@ -536,3 +536,69 @@ func TestLoginLimitPerUsernameAndSource(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginIgnoresConfigTypes logs in with half a megabyte of configTypes:
+// the contract lets the server ignore them, and it does. The reply, the
+// session as its owner and an administrator read it, and the stored record
+// carry none, so that no login can make every read and every activity
+// write of its session carry them.
+func TestLoginIgnoresConfigTypes(t *testing.T) {
+	e := servertest.Start(t, servertest.Options{})
+	admin := e.Admin(t)
+	types := make([]string, 2048)
+	for i := range types {
+		types[i] = fmt.Sprintf("%0256d", i)
+	}
+	body, err := json.Marshal(map[string]any{
+		"username": "admin", "password": servertest.AdminPassword, "configTypes": types,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.HTTP.Post(e.URL+"/edge/client/v1/authenticate?method=password", "application/json",
+		strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var login struct {
+		Data struct {
+			ID          string
+			Token       string
+			ConfigTypes []string
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&login); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("login with configTypes: %s (%v)", resp.Status, err)
+	}
+
+	for name, read := range map[string]struct{ path, token string }{
+		"login reply":  {"", ""},
+		"owner's read": {"/edge/client/v1/current-api-session", login.Data.Token},
+		"admin's read": {"/edge/management/v1/api-sessions/" + login.Data.ID, admin.Token},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := login.Data.ConfigTypes
+			if read.path != "" {
+				status, body := rawGet(t, e, read.path, read.token)
+				var detail struct {
+					Data struct{ ConfigTypes []string }
+				}
+				if err := json.Unmarshal([]byte(body), &detail); err != nil || status != 200 {
+					t.Fatalf("GET %s: %d %.200s (%v)", read.path, status, body, err)
+				}
+				got = detail.Data.ConfigTypes
+			}
+			if got == nil || len(got) != 0 {
+				t.Errorf("%d configTypes (null: %v), want []", len(got), got == nil)
+			}
+		})
+	}
+	stored, err := e.Server.Store().GetAPISession(context.Background(), login.Data.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.ConfigTypes) != 0 {
+		t.Errorf("the stored session holds %d configTypes, want none", len(stored.ConfigTypes))
+	}
+}

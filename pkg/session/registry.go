@@ -208,7 +208,6 @@ type CreateRequest struct {
 	AuthenticatorID string
 	AuthMethod      string
 	IPAddress       string
-	ConfigTypes     []string
 
 	// Certificates are stored with the session atomically: the client
 	// certificate of a cert login. Their APISessionID is filled in.
@@ -237,7 +236,6 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest) (string, *Sess
 		AuthenticatorID: req.AuthenticatorID,
 		AuthMethod:      req.AuthMethod,
 		IPAddress:       req.IPAddress,
-		ConfigTypes:     append([]string(nil), req.ConfigTypes...),
 		Timeout:         r.cfg.Timeout,
 		CreatedAt:       now,
 		UpdatedAt:       now,
@@ -365,6 +363,9 @@ func (r *Registry) load(ctx context.Context, s *store.APISession) (*entry, error
 		return nil, fmt.Errorf("session: get identity: %w", err)
 	}
 	e := &entry{session: *s, identity: *id, checkedAt: r.cfg.Now().UTC()}
+	// A session keeps nothing of its login's configTypes, but a record
+	// written by an earlier version may still hold them: the cache does not.
+	e.session.ConfigTypes = nil
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if cur, ok := r.byID[s.ID]; ok {
@@ -454,9 +455,7 @@ func (e *entry) refresh(s *store.APISession, ident *store.Identity, now time.Tim
 func (e *entry) snapshot() *Session {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := &Session{APISession: e.session, Identity: e.identity}
-	s.ConfigTypes = append([]string(nil), e.session.ConfigTypes...)
-	return s
+	return &Session{APISession: e.session, Identity: e.identity}
 }
 
 // Delete ends the session with that id and all its certificates, for the

@@ -433,3 +433,36 @@ func TestListCertificatesJustAfterStoredExpiry(t *testing.T) {
 		t.Errorf("List of an expired session: %v, want ErrNotFound", err)
 	}
 }
+
+// TestConfigTypesOfOldRecordsAreNotKept reads a session whose record an
+// earlier version wrote with the configTypes of its login: the registry
+// keeps and returns none of them.
+func TestConfigTypesOfOldRecordsAreNotKept(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	ctx := context.Background()
+	const token = "token-of-a-session-from-an-earlier-version"
+	old := &store.APISession{
+		ID: "oldsession", TokenHash: session.HashToken(token), IdentityID: f.identity.ID,
+		AuthenticatorID: "authenticator1", AuthMethod: "password", IPAddress: "127.0.0.1",
+		ConfigTypes: []string{"all", "intercept.v1"}, Timeout: 10 * time.Minute,
+		CreatedAt: t0, UpdatedAt: t0, LastActivityAt: t0, ExpiresAt: t0.Add(10 * time.Minute),
+	}
+	if err := f.store.CreateAPISession(ctx, old, nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, read := range map[string]func() (*session.Session, error){
+		"by token": func() (*session.Session, error) { return f.reg.Resolve(ctx, token) },
+		"by id":    func() (*session.Session, error) { return f.reg.Get(ctx, old.ID) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f.reg.Forget(old.ID)
+			s, err := read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s.ConfigTypes) != 0 {
+				t.Errorf("session carries configTypes %v, want none", s.ConfigTypes)
+			}
+		})
+	}
+}
