@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -16,7 +15,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +28,7 @@ import (
 	"github.com/sessioncert/sessioncert/client/identities"
 	"github.com/sessioncert/sessioncert/models"
 	"github.com/sessioncert/sessioncert/pkg/audit"
+	"github.com/sessioncert/sessioncert/pkg/auth"
 	"github.com/sessioncert/sessioncert/pkg/server"
 	"github.com/sessioncert/sessioncert/pkg/server/servertest"
 	"github.com/sessioncert/sessioncert/pkg/store"
@@ -130,78 +129,161 @@ func TestCertLogin(t *testing.T) {
 	}
 }
 
-// TestExtJWTLogin logs in with a JWT from an external issuer whose keys a
-// JWKS endpoint (TLS, started here) serves.
+// TestExtJWTLogin logs in with JWTs of an external issuer whose key a JWKS
+// endpoint (TLS, started here) publishes, and checks each way such a login
+// fails over HTTP: 401 INVALID_AUTH with the one message for all, and a
+// Bearer challenge that says only whether the token was missing, expired
+// or invalid.
 func TestExtJWTLogin(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		enc := base64.RawURLEncoding
-		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
-			"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
-			"x": enc.EncodeToString(key.X.FillBytes(make([]byte, 32))),
-			"y": enc.EncodeToString(key.Y.FillBytes(make([]byte, 32))),
-		}}})
-	}))
-	t.Cleanup(jwks.Close)
-	e := servertest.Start(t, servertest.Options{JWKSClient: jwks.Client()})
+	clock := &servertest.Clock{}
+	clock.Set(time.Now())
+	idp := newJWTIssuer(t)
+	e := servertest.Start(t, servertest.Options{Clock: clock, JWKSClient: idp.jwks.Client(),
+		// The limit of failed logins has tests of its own.
+		Config: func(c *server.Config) { c.Logins.FailureBurst = 0 }})
 	admin := e.Admin(t)
 	c := e.Client(nil)
 	aliceID := e.CreateIdentity(t, admin, "alice", "User", "alice-password")
 
-	name, issuer, audience, endpoint := "idp", "https://idp.example", "sessioncert", jwks.URL+"/jwks"
-	if _, err := c.ExternalJwtSigners.CreateExternalJWTSigner(&external_jwt_signers.CreateExternalJWTSignerParams{
-		Body: &models.ExternalJwtSignerCreate{Name: &name, Issuer: &issuer, Audience: &audience,
-			JwksEndpoint: endpoint},
-	}, admin.Auth); err != nil {
+	name, issuer, audience := "idp", "https://idp.example", "sessioncert"
+	created, err := c.ExternalJwtSigners.CreateExternalJWTSigner(
+		&external_jwt_signers.CreateExternalJWTSignerParams{Body: &models.ExternalJwtSignerCreate{
+			Name: &name, Issuer: &issuer, Audience: &audience, JwksEndpoint: idp.jwks.URL + "/jwks",
+		}}, admin.Auth)
+	if err != nil {
 		t.Fatal(err)
 	}
-	sign := func(claims jwt.MapClaims) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-		tok.Header["kid"] = "k1"
-		s, err := tok.SignedString(key)
+	signerID := *created.Payload.Data.ID
+
+	// claims are valid claims for alice, changed by set; a nil value
+	// removes a claim.
+	claims := func(set jwt.MapClaims) jwt.MapClaims {
+		now := clock.Now()
+		c := jwt.MapClaims{"iss": issuer, "aud": audience, "sub": aliceID,
+			"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+		for k, v := range set {
+			if v == nil {
+				delete(c, k)
+				continue
+			}
+			c[k] = v
+		}
+		return c
+	}
+	publicPEM := func() []byte {
+		idp.mu.Lock()
+		defer idp.mu.Unlock()
+		der, err := x509.MarshalPKIXPublicKey(idp.key.Public())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s
+		return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	}
-	valid := sign(jwt.MapClaims{"iss": issuer, "aud": audience, "sub": aliceID,
-		"exp": time.Now().Add(time.Minute).Unix()})
-	expired := sign(jwt.MapClaims{"iss": issuer, "aud": audience, "sub": aliceID,
-		"exp": time.Now().Add(-time.Hour).Unix()})
+	const challenge = `Bearer realm="openziti-primary-ext-jwt" error=`
 
+	// The cases run in order: each may change the issuer, the clock or the
+	// signer for those after it.
+	var message string
 	for _, tc := range []struct {
-		name, header string
-		status       int
-		challenge    string
+		name   string
+		before func(t *testing.T)
+		token  func(t *testing.T) string // "" sends no Authorization header
+		status int
+		want   string // the WWW-Authenticate value; "" for none
 	}{
-		{"valid", "Bearer " + valid, 200, ""},
-		{"expired", "Bearer " + expired, 401, `error="expired"`},
-		{"missing", "", 401, `error="missing"`},
-		{"garbage", "Bearer not.a.jwt", 401, `error="invalid"`},
+		{name: "valid", status: 200,
+			token: func(t *testing.T) string { return idp.sign(t, claims(nil)) }},
+		{name: "key rotation picks up the new kid", status: 200,
+			before: func(t *testing.T) {
+				idp.rotate(t, "k2")
+				clock.Advance(auth.DefaultMinRefresh)
+			},
+			token: func(t *testing.T) string { return idp.sign(t, claims(nil)) }},
+		{name: "expired", status: 401, want: challenge + `"expired"`,
+			token: func(t *testing.T) string {
+				return idp.sign(t, claims(jwt.MapClaims{"exp": clock.Now().Add(-time.Hour).Unix()}))
+			}},
+		{name: "not yet valid", status: 401, want: challenge + `"invalid"`,
+			token: func(t *testing.T) string {
+				return idp.sign(t, claims(jwt.MapClaims{"nbf": clock.Now().Add(time.Hour).Unix(),
+					"exp": clock.Now().Add(2 * time.Hour).Unix()}))
+			}},
+		{name: "wrong issuer", status: 401, want: challenge + `"invalid"`,
+			token: func(t *testing.T) string {
+				return idp.sign(t, claims(jwt.MapClaims{"iss": "https://other.example"}))
+			}},
+		{name: "wrong audience", status: 401, want: challenge + `"invalid"`,
+			token: func(t *testing.T) string {
+				return idp.sign(t, claims(jwt.MapClaims{"aud": "someone-else"}))
+			}},
+		{name: "alg none", status: 401, want: challenge + `"invalid"`,
+			token: func(t *testing.T) string {
+				return signJWT(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "k2", claims(nil))
+			}},
+		{name: "HS256 with the public key as the secret", status: 401, want: challenge + `"invalid"`,
+			token: func(t *testing.T) string {
+				return signJWT(t, jwt.SigningMethodHS256, publicPEM(), "k2", claims(nil))
+			}},
+		{name: "unknown kid", status: 401, want: challenge + `"invalid"`,
+			token: func(t *testing.T) string {
+				stranger, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return signJWT(t, jwt.SigningMethodES256, stranger, "k9", claims(nil))
+			}},
+		{name: "unknown subject", status: 401, want: challenge + `"invalid"`,
+			token: func(t *testing.T) string { return idp.sign(t, claims(jwt.MapClaims{"sub": "nobody"})) }},
+		{name: "missing", status: 401, want: challenge + `"missing"`,
+			token: func(*testing.T) string { return "" }},
+		{name: "garbage", status: 401, want: challenge + `"invalid"`,
+			token: func(*testing.T) string { return "not.a.jwt" }},
+		{name: "disabled signer", status: 401, want: challenge + `"invalid"`,
+			before: func(t *testing.T) {
+				status, _, _ := rawCall(t, e, "PATCH", "/edge/management/v1/external-jwt-signers/"+signerID,
+					"application/json", `{"enabled":false}`, map[string]string{"zt-session": admin.Token})
+				if status != 200 {
+					t.Fatalf("disable the signer: status %d", status)
+				}
+			},
+			token: func(t *testing.T) string { return idp.sign(t, claims(nil)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hdr := map[string]string{}
-			if tc.header != "" {
-				hdr["Authorization"] = tc.header
+			if tc.before != nil {
+				tc.before(t)
 			}
+			hdr := map[string]string{}
+			if tok := tc.token(t); tok != "" {
+				hdr["Authorization"] = "Bearer " + tok
+			}
+
 			status, h, env := rawCall(t, e, "POST", "/edge/client/v1/authenticate?method=ext-jwt",
 				"application/json", `{}`, hdr)
+
 			if status != tc.status {
-				t.Fatalf("status %d %+v, want %d", status, env.Error, tc.status)
+				code := ""
+				if env.Error != nil {
+					code = *env.Error.Code
+				}
+				t.Fatalf("status %d %s, want %d", status, code, tc.status)
 			}
-			if tc.status == 200 {
+			if got := h.Values("WWW-Authenticate"); strings.Join(got, ", ") != tc.want {
+				t.Errorf("WWW-Authenticate %q, want %q", got, tc.want)
+			}
+			if status == 200 {
 				if h.Get("zt-session") == "" {
 					t.Error("no zt-session header")
 				}
 				return
 			}
-			ch := h.Get("WWW-Authenticate")
-			if *env.Error.Code != "INVALID_AUTH" || !strings.HasPrefix(ch, `Bearer realm="openziti-primary-ext-jwt"`) ||
-				!strings.Contains(ch, tc.challenge) {
-				t.Errorf("code %s, WWW-Authenticate %q, want INVALID_AUTH with %s", *env.Error.Code, ch, tc.challenge)
+			if *env.Error.Code != "INVALID_AUTH" {
+				t.Errorf("code %s, want INVALID_AUTH", *env.Error.Code)
+			}
+			if message == "" {
+				message = *env.Error.Message
+			}
+			if *env.Error.Message != message {
+				t.Errorf("message %q differs from the other failures' %q", *env.Error.Message, message)
 			}
 		})
 	}

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,39 +93,78 @@ next:
 }
 
 // jwtIssuer is an external JWT issuer: a JWKS endpoint over TLS and the
-// key that signs its tokens.
+// key it publishes under one kid, which a test may rotate.
 type jwtIssuer struct {
-	key  *ecdsa.PrivateKey
 	jwks *httptest.Server
+
+	mu  sync.Mutex
+	kid string
+	key *ecdsa.PrivateKey
 }
 
 func newJWTIssuer(t *testing.T) *jwtIssuer {
+	t.Helper()
+	j := &jwtIssuer{}
+	j.rotate(t, "k1")
+	j.jwks = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		j.mu.Lock()
+		kid, key := j.kid, j.key
+		j.mu.Unlock()
+		enc := base64.RawURLEncoding
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
+			"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
+			"x": enc.EncodeToString(key.X.FillBytes(make([]byte, 32))),
+			"y": enc.EncodeToString(key.Y.FillBytes(make([]byte, 32))),
+		}}})
+	}))
+	t.Cleanup(j.jwks.Close)
+	return j
+}
+
+// rotate replaces the published key with a new one under kid, as an
+// issuer rotating its keys does, and returns the new key.
+func (j *jwtIssuer) rotate(t *testing.T, kid string) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwks := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		enc := base64.RawURLEncoding
-		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
-			"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
-			"x": enc.EncodeToString(key.X.FillBytes(make([]byte, 32))),
-			"y": enc.EncodeToString(key.Y.FillBytes(make([]byte, 32))),
-		}}})
-	}))
-	t.Cleanup(jwks.Close)
-	return &jwtIssuer{key: key, jwks: jwks}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.kid, j.key = kid, key
+	return key
+}
+
+// sign signs claims with the published key, under its kid.
+func (j *jwtIssuer) sign(t *testing.T, claims jwt.MapClaims) string {
+	t.Helper()
+	j.mu.Lock()
+	kid, key := j.kid, j.key
+	j.mu.Unlock()
+	return signJWT(t, jwt.SigningMethodES256, key, kid, claims)
 }
 
 // token signs a JWT for subject, valid for a minute after now.
 func (j *jwtIssuer) token(t *testing.T, subject string, now time.Time) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+	return j.sign(t, jwt.MapClaims{
 		"iss": "https://idp.example", "aud": "sessioncert", "sub": subject,
 		"exp": now.Add(time.Minute).Unix(),
 	})
-	tok.Header["kid"] = "k1"
-	signed, err := tok.SignedString(j.key)
+}
+
+// signJWT signs claims with key by method, naming kid in the header.
+func signJWT(
+	t *testing.T,
+	method jwt.SigningMethod,
+	key any,
+	kid string,
+	claims jwt.MapClaims,
+) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(method, claims)
+	tok.Header["kid"] = kid
+	signed, err := tok.SignedString(key)
 	if err != nil {
 		t.Fatal(err)
 	}
