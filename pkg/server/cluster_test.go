@@ -22,6 +22,7 @@ import (
 	"github.com/sessioncert/sessioncert/pkg/sdk"
 	"github.com/sessioncert/sessioncert/pkg/server"
 	"github.com/sessioncert/sessioncert/pkg/server/servertest"
+	sessionpkg "github.com/sessioncert/sessioncert/pkg/session"
 	"github.com/sessioncert/sessioncert/pkg/store/etcd/etcdtest"
 )
 
@@ -207,6 +208,32 @@ func TestLeaseExpiryReachesRouters(t *testing.T) {
 			s.ID, ok.Payload.Data)
 	}
 	eventually(t, "the replica the session lived on refuses it", func() error { return refused(a, s) })
+}
+
+// TestLeaseOutlastsFlushInterval: a replica that writes activity every two
+// minutes gives a session's lease a slack of two intervals and the clock
+// skew, more than the default minute, so that activity on it just before
+// the stored expiry reaches etcd before the lease runs out.
+func TestLeaseOutlastsFlushInterval(t *testing.T) {
+	cluster := etcdtest.Start(t, 1)
+	envs := startReplicas(t, cluster, 1, func(c *server.Config) {
+		c.SessionTimeout = 30 * time.Minute
+		c.Store.FlushInterval = 2 * time.Minute
+	})
+	s := envs[0].Admin(t)
+	cli := cluster.Client(t)
+	rec, err := cli.Get(t.Context(), etcdPrefix(t)+"live/sessions/"+s.ID)
+	if err != nil || len(rec.Kvs) != 1 || rec.Kvs[0].Lease == 0 {
+		t.Fatalf("the session's record in etcd: %+v, %v", rec, err)
+	}
+	ttl, err := cli.TimeToLive(t.Context(), clientv3.LeaseID(rec.Kvs[0].Lease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 30*time.Minute + 2*2*time.Minute + sessionpkg.DefaultClockSkew
+	if got := time.Duration(ttl.GrantedTTL) * time.Second; got != want {
+		t.Errorf("lease TTL %s, want %s", got, want)
+	}
 }
 
 // outcomes counts the replies of the controllers that clients saw, below

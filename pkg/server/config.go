@@ -126,9 +126,11 @@ var flagHelp = map[string]string{
 	"etcd-revalidate": "how long a replica trusts its cached copy of a session before " +
 		"reading it again from etcd: activity and identity changes made on other " +
 		"replicas reach it within this",
-	"event-history":           "removal events kept for routers that resume",
-	"sweep-interval":          "how often expired sessions and certificates are removed",
-	"activity-flush-interval": "how often session activity is written to the store (coalesced)",
+	"event-history":  "removal events kept for routers that resume",
+	"sweep-interval": "how often expired sessions and certificates are removed",
+	"activity-flush-interval": "how often session activity is written to the store (coalesced); " +
+		"with etcd a session's lease outlasts its expiry by two of these plus 5s of clock skew, " +
+		"and by 1m at least",
 
 	"login-failure-burst": "failed logins allowed at once per source address and " +
 		"per username (0 disables the limit)",

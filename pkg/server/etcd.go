@@ -11,9 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessioncert/sessioncert/pkg/session"
 	"github.com/sessioncert/sessioncert/pkg/store"
 	"github.com/sessioncert/sessioncert/pkg/store/etcd"
 )
+
+// clockSkew is how far apart the replicas' clocks may be; the registry's
+// sweep margin and the etcd lease slack both allow for it.
+const clockSkew = session.DefaultClockSkew
 
 // openEtcd connects to the etcd cluster of --etcd-endpoints.
 func (s *Server) openEtcd() (store.Store, error) {
@@ -28,6 +33,11 @@ func (s *Server) openEtcd() (store.Store, error) {
 		TLS:          tlsConfig,
 		Prefix:       s.cfg.Store.EtcdPrefix,
 		EventHistory: s.cfg.Store.EventHistory,
+		// The lease slack follows from how long the registry holds
+		// activity before it writes it, and how far the replicas' clocks
+		// may disagree: the same two values the registry is given.
+		FlushInterval: s.cfg.Store.FlushInterval,
+		ClockSkew:     clockSkew,
 		OnError: func(err error) {
 			s.log.Warn("etcd store", slog.Any("error", err))
 		},

@@ -190,6 +190,7 @@ func (s *Server) build() error {
 		FlushInterval: s.cfg.Store.FlushInterval,
 		SweepInterval: s.cfg.Store.SweepInterval,
 		Revalidate:    revalidate,
+		ClockSkew:     clockSkew,
 		Now:           s.deps.Now,
 		Rand:          s.deps.Rand,
 		Logger:        s.log,

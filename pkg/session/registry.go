@@ -79,7 +79,9 @@ type Config struct {
 	// and is ignored without Revalidate. Zero means DefaultClockSkew. The
 	// replicas' clocks must agree within it, and a store that ends idle
 	// sessions by itself as a backstop (the etcd lease, after its slack)
-	// must wait longer than FlushInterval plus ClockSkew past an ExpiresAt.
+	// must wait longer than FlushInterval plus ClockSkew past an ExpiresAt:
+	// give such a store the same two values (etcd.Options.FlushInterval and
+	// ClockSkew), from which it derives its slack.
 	ClockSkew time.Duration
 
 	// Now is the clock; default time.Now.

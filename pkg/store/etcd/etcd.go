@@ -5,18 +5,22 @@
 // # Leases
 //
 // Every API session owns an etcd lease whose TTL is the session's idle
-// timeout plus Options.LeaseSlack. The session record, its token and
-// identity index entries, its expiry index entry, and every certificate of
-// the session with the certificate's index entries are written with that
-// lease, so when the lease runs out etcd deletes all of them in one revision.
+// timeout plus a slack (see Options.LeaseSlack). The session record, its
+// token and identity index entries, its expiry index entry, and every
+// certificate of the session with the certificate's index entries are
+// written with that lease, so when the lease runs out etcd deletes all of
+// them in one revision.
 // Recorded activity renews the lease: every touch of a session that still
 // exists renews it, whether or not that touch moved the stored record, so
 // that a touch retried after its renewal failed renews. The lease is the
 // backstop; the sweeper of the caller (DeleteExpiredAPISessions) normally
 // removes an idle session first, soon after its ExpiresAt, and the slack
 // keeps the lease from firing before it would. The slack must therefore
-// exceed how late a sweeper may run after a session's ExpiresAt: the
-// caller's sweep margin, and the disagreement of the replicas' clocks.
+// exceed how late activity that came in time may reach etcd: a replica
+// writes a request made just before the stored ExpiresAt (by its clock,
+// which may lag) only at its next activity flush. Options.FlushInterval and
+// Options.ClockSkew tell the Store those two, and it never uses a slack
+// shorter than they need.
 //
 // # Transactions
 //
@@ -128,11 +132,13 @@ const (
 	// store.ErrCursorExpired and rebuilds its cache once.
 	DefaultEventHistory = 10_000
 
-	// DefaultLeaseSlack is added to a session's timeout to make its lease
-	// TTL. Activity is written every few seconds, not per request, and the
-	// caller's sweeper removes an idle session at its ExpiresAt; a minute
-	// covers both the coalescing delay and a sweeper that runs late, so the
-	// lease only fires when no replica sweeps at all.
+	// DefaultLeaseSlack is the least slack added to a session's timeout to
+	// make its lease TTL, unless Options.LeaseSlack is negative. Activity is
+	// written every few seconds, not per request, and the caller's sweeper
+	// removes an idle session soon after its ExpiresAt; a minute covers both
+	// the default coalescing delay and a sweeper that runs late, so that the
+	// lease only fires when no replica sweeps at all. A longer flush
+	// interval gets a longer slack: see Options.FlushInterval.
 	DefaultLeaseSlack = time.Minute
 
 	// DefaultRequestTimeout bounds each round trip to etcd.
@@ -187,9 +193,24 @@ type Options struct {
 	EventHistory int
 
 	// LeaseSlack is added to a session's Timeout to make the TTL of its
-	// lease, rounded up to whole seconds. Zero means DefaultLeaseSlack; a
-	// negative value means no slack (tests use it to watch leases expire).
+	// lease, rounded up to whole seconds, when it is longer than what
+	// FlushInterval and ClockSkew need (see there). Zero means
+	// DefaultLeaseSlack; a negative value means only what they need, no
+	// slack at all without them (tests use it to watch leases expire).
 	LeaseSlack time.Duration
+
+	// FlushInterval is how long a replica may hold a session's activity
+	// before it writes it (session.Config.FlushInterval), and ClockSkew how
+	// far apart the replicas' clocks may be (session.Config.ClockSkew).
+	// A request just before a session's stored ExpiresAt, on a replica
+	// whose clock lags by ClockSkew, renews the lease only at that
+	// replica's next flush, FlushInterval later, or one more interval later
+	// when that flush fails and is retried. So the slack is never less
+	// than 2*FlushInterval + ClockSkew: a shorter one would let etcd delete
+	// a session, with its certificates, while it is in use. Zero means
+	// none of either.
+	FlushInterval time.Duration
+	ClockSkew     time.Duration
 
 	// RequestTimeout bounds each round trip to etcd; a round trip that
 	// runs out of it fails with store.ErrUnavailable. Zero or less means
@@ -225,12 +246,7 @@ func (o Options) withDefaults() Options {
 	if o.EventHistory <= 0 {
 		o.EventHistory = DefaultEventHistory
 	}
-	switch {
-	case o.LeaseSlack == 0:
-		o.LeaseSlack = DefaultLeaseSlack
-	case o.LeaseSlack < 0:
-		o.LeaseSlack = 0
-	}
+	o.LeaseSlack = leaseSlack(o)
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
 	}
@@ -244,6 +260,22 @@ func (o Options) withDefaults() Options {
 		o.OnError = func(error) {}
 	}
 	return o
+}
+
+// leaseSlack is the one place that decides the slack of session leases:
+// the larger of the slack asked for (DefaultLeaseSlack when zero, nothing
+// when negative) and what the activity flushes need, as Options.FlushInterval
+// explains.
+func leaseSlack(o Options) time.Duration {
+	asked := o.LeaseSlack
+	switch {
+	case asked == 0:
+		asked = DefaultLeaseSlack
+	case asked < 0:
+		asked = 0
+	}
+	need := 2*max(o.FlushInterval, 0) + max(o.ClockSkew, 0)
+	return max(asked, need)
 }
 
 // Store is a store.Store kept in etcd. It is safe for concurrent use, also

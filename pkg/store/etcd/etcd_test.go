@@ -296,6 +296,122 @@ func TestLeases(t *testing.T) {
 	})
 }
 
+// leaseOf returns the lease of a stored session and the TTL etcd granted it.
+func leaseOf(t *testing.T, cli *clientv3.Client, prefix, sessionID string) (clientv3.LeaseID, int64) {
+	t.Helper()
+	resp, err := cli.Get(t.Context(), prefix+"live/sessions/"+sessionID)
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
+		t.Fatalf("the record of session %s: %+v, %v", sessionID, resp, err)
+	}
+	id := clientv3.LeaseID(resp.Kvs[0].Lease)
+	ttl, err := cli.TimeToLive(t.Context(), id)
+	if err != nil {
+		t.Fatalf("TimeToLive: %v", err)
+	}
+	return id, ttl.GrantedTTL
+}
+
+// TestLeaseSlack checks the TTL a session's lease is granted: its timeout
+// plus the slack asked for, or plus what the activity flushes need when
+// that is more: two flush intervals and the clock skew.
+func TestLeaseSlack(t *testing.T) {
+	t.Parallel()
+	cluster := etcdtest.Start(t, 1)
+	cli := cluster.Client(t)
+	const timeout = 30 * time.Minute
+
+	tests := []struct {
+		name string
+		opts etcd.Options
+		want time.Duration
+	}{
+		{"default", etcd.Options{}, timeout + etcd.DefaultLeaseSlack},
+		{"short flush interval: the default",
+			etcd.Options{FlushInterval: 5 * time.Second, ClockSkew: 5 * time.Second},
+			timeout + etcd.DefaultLeaseSlack},
+		{"flush interval of 2m",
+			etcd.Options{FlushInterval: 2 * time.Minute, ClockSkew: 5 * time.Second},
+			timeout + 4*time.Minute + 5*time.Second},
+		{"longer slack asked for",
+			etcd.Options{LeaseSlack: 10 * time.Minute, FlushInterval: 2 * time.Minute},
+			timeout + 10*time.Minute},
+		{"shorter slack asked for than the flushes need",
+			etcd.Options{LeaseSlack: 90 * time.Second, FlushInterval: 2 * time.Minute,
+				ClockSkew: time.Second},
+			timeout + 4*time.Minute + time.Second},
+		{"no slack", etcd.Options{LeaseSlack: -1}, timeout},
+		{"no slack but what the flushes need",
+			etcd.Options{LeaseSlack: -1, FlushInterval: 2 * time.Second,
+				ClockSkew: 500 * time.Millisecond},
+			timeout + 5*time.Second}, // 4.5s, rounded up to whole seconds
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, cli, tt.opts)
+			sess, _ := f.session(timeout, 0)
+			_, got := leaseOf(t, cli, f.s.Prefix(), sess.ID)
+			if want := int64(tt.want / time.Second); got != want {
+				t.Errorf("granted TTL %ds, want %ds", got, want)
+			}
+		})
+	}
+}
+
+// TestLongFlushInterval plays a session used on replica B just before its
+// stored expiry, with a flush interval longer than the slack it would have
+// without one (none here: the test scales a minute of slack down to
+// nothing): B writes the activity one interval later, and the session must
+// still be there for it. A session of a store that was not told the flush
+// interval, made at the same moment, shows that its lease has run out by
+// then.
+func TestLongFlushInterval(t *testing.T) {
+	t.Parallel()
+	cluster := etcdtest.Start(t, 1)
+	prefix := freshPrefix()
+	const (
+		timeout = time.Second
+		flush   = 2 * time.Second
+	)
+	opts := etcd.Options{Prefix: prefix, LeaseSlack: -1, FlushInterval: flush,
+		ClockSkew: 100 * time.Millisecond}
+	a := newFixture(t, cluster.Client(t), opts)
+	b := newFixture(t, cluster.Client(t), opts)
+	unaware := newFixture(t, cluster.Client(t), etcd.Options{LeaseSlack: -1})
+	cursor, err := unaware.s.EventCursor(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _ := a.session(timeout, 1)
+	control, _ := unaware.session(timeout, 0)
+
+	// The request on B, by B's clock, a moment before the stored expiry.
+	used := sess.ExpiresAt.Add(-100 * time.Millisecond)
+	touch := store.Touch{APISessionID: sess.ID, LastActivityAt: used,
+		ExpiresAt: used.Add(timeout)}
+
+	// B's flush comes one interval later; by then the lease of the session
+	// whose store knew nothing of the interval has run out.
+	if evs := nextEvents(t, unaware.s, cursor); len(evs) != 1 || evs[0].APISessionID != control.ID {
+		t.Fatalf("events %+v, want the lease expiry of %s", evs, control.ID)
+	}
+	time.Sleep(time.Until(used.Add(flush)))
+	if err := b.s.TouchAPISessions(t.Context(), []store.Touch{touch}); err != nil {
+		t.Fatalf("TouchAPISessions: %v", err)
+	}
+	got, err := b.s.GetAPISession(t.Context(), sess.ID)
+	if err != nil {
+		t.Fatalf("the session used within its timeout, after B's flush: %v", err)
+	}
+	if !got.ExpiresAt.Equal(touch.ExpiresAt) {
+		t.Errorf("ExpiresAt = %s, want the touch's %s", got.ExpiresAt, touch.ExpiresAt)
+	}
+	certs, _, err := b.s.ListCertificates(t.Context(), sess.ID, used, store.Page{Limit: 10})
+	if err != nil || len(certs) != 2 {
+		t.Errorf("certificates after B's flush: %d, %v; want 2", len(certs), err)
+	}
+}
+
 // TestReplicas runs two Stores on one prefix through clients of their own,
 // as two sessioncert-server processes would: a removal through one is an
 // event of the other.
