@@ -30,6 +30,12 @@ const (
 	sweepBatch           = 1000
 )
 
+// forgetRing is how many of the latest forgotten session ids the registry
+// remembers, so that a load that read a session just before it was
+// forgotten does not cache it; see Registry.load. A load that more
+// removals overtook than this caches nothing.
+const forgetRing = 1024
+
 // Errors returned by the registry.
 var (
 	// ErrInvalidToken is returned for a token that names no live session:
@@ -139,6 +145,13 @@ type Registry struct {
 	mu     sync.RWMutex
 	byHash map[store.TokenHash]*entry
 	byID   map[string]*entry
+
+	// forgets counts the sessions forgotten, and forgotten holds the ids
+	// of the latest of them: the n-th is at forgotten[n%forgetRing]. A
+	// change that may affect any entry moves forgets past the ring. Both
+	// are guarded by mu; see load.
+	forgets   uint64
+	forgotten [forgetRing]string
 
 	dirtyMu sync.Mutex
 	dirty   map[string]*entry
@@ -284,6 +297,7 @@ func (r *Registry) Resolve(ctx context.Context, token string) (*Session, error) 
 func (r *Registry) Get(ctx context.Context, id string) (*Session, error) {
 	r.mu.RLock()
 	e, ok := r.byID[id]
+	since := r.forgets
 	r.mu.RUnlock()
 	if !ok {
 		s, err := r.cfg.Store.GetAPISession(ctx, id)
@@ -293,7 +307,11 @@ func (r *Registry) Get(ctx context.Context, id string) (*Session, error) {
 		if err != nil {
 			return nil, fmt.Errorf("session: get: %w", err)
 		}
-		if e, err = r.load(ctx, s); err != nil {
+		e, err = r.load(ctx, s, since)
+		if errors.Is(err, ErrInvalidToken) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -316,6 +334,7 @@ func (r *Registry) Get(ctx context.Context, id string) (*Session, error) {
 func (r *Registry) Touch(ctx context.Context, id string) error {
 	r.mu.RLock()
 	e, ok := r.byID[id]
+	since := r.forgets
 	r.mu.RUnlock()
 	if !ok {
 		s, err := r.cfg.Store.GetAPISession(ctx, id)
@@ -325,7 +344,11 @@ func (r *Registry) Touch(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("session: get: %w", err)
 		}
-		if e, err = r.load(ctx, s); err != nil {
+		e, err = r.load(ctx, s, since)
+		if errors.Is(err, ErrInvalidToken) {
+			return ErrNotFound
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -341,6 +364,7 @@ func (r *Registry) Touch(ctx context.Context, id string) error {
 func (r *Registry) lookup(ctx context.Context, h store.TokenHash) (*entry, error) {
 	r.mu.RLock()
 	e, ok := r.byHash[h]
+	since := r.forgets
 	r.mu.RUnlock()
 	if ok {
 		return e, nil
@@ -352,11 +376,19 @@ func (r *Registry) lookup(ctx context.Context, h store.TokenHash) (*entry, error
 	if err != nil {
 		return nil, fmt.Errorf("session: find by token: %w", err)
 	}
-	return r.load(ctx, s)
+	return r.load(ctx, s, since)
 }
 
 // load caches a session read from the store together with its identity.
-func (r *Registry) load(ctx context.Context, s *store.APISession) (*entry, error) {
+// since is the count of forgotten sessions taken before the session was
+// read: a removal applied here after that (an event from another replica,
+// say) may have come between the read and now, and caching what was read
+// would then trust a removed session until Revalidate, or for good without
+// it. So a session forgotten since is refused with ErrInvalidToken (ids
+// are never reused), and when it cannot be told, because more sessions
+// were forgotten than the registry remembers or the whole cache was
+// dropped, the entry serves this one request and is not cached.
+func (r *Registry) load(ctx context.Context, s *store.APISession, since uint64) (*entry, error) {
 	id, err := r.cfg.Store.GetIdentity(ctx, s.IdentityID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrInvalidToken
@@ -372,6 +404,14 @@ func (r *Registry) load(ctx context.Context, s *store.APISession) (*entry, error
 	defer r.mu.Unlock()
 	if cur, ok := r.byID[s.ID]; ok {
 		return cur, nil
+	}
+	if n := r.forgets - since; n > forgetRing {
+		return e, nil
+	}
+	for n := since; n != r.forgets; n++ {
+		if r.forgotten[n%forgetRing] == s.ID {
+			return nil, ErrInvalidToken
+		}
 	}
 	r.byHash[s.TokenHash] = e
 	r.byID[s.ID] = e
@@ -488,6 +528,8 @@ func (r *Registry) Forget(id string) {
 		delete(r.byID, id)
 		delete(r.byHash, e.session.TokenHash)
 	}
+	r.forgotten[r.forgets%forgetRing] = id
+	r.forgets++
 	r.mu.Unlock()
 	r.dirtyMu.Lock()
 	delete(r.dirty, id)
@@ -499,8 +541,10 @@ func (r *Registry) Forget(id string) {
 // taken away, say). Their unflushed activity is kept. Other replicas see
 // the change within Config.Revalidate.
 func (r *Registry) IdentityChanged(ident *store.Identity) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// A load in flight may have read the identity before the change.
+	r.forgetsPastRing()
 	for _, e := range r.byID {
 		e.mu.Lock()
 		if e.identity.ID == ident.ID {
@@ -725,9 +769,14 @@ func (r *Registry) forgetAll() {
 	r.mu.Lock()
 	r.byHash = make(map[store.TokenHash]*entry)
 	r.byID = make(map[string]*entry)
+	r.forgetsPastRing()
 	r.mu.Unlock()
 	// Dirty entries stay: their activity is real and must still be written.
 }
+
+// forgetsPastRing makes every load in flight cache nothing, when what
+// changed cannot be named by one session id. The caller holds mu.
+func (r *Registry) forgetsPastRing() { r.forgets += forgetRing + 1 }
 
 // Close writes pending activity to the store. Call it after Run has
 // returned and before the store is closed.

@@ -466,3 +466,119 @@ func TestConfigTypesOfOldRecordsAreNotKept(t *testing.T) {
 		})
 	}
 }
+
+// racingStore is a real store that runs a change once, right after the
+// registry's last read of a session it is about to cache (the identity,
+// read after the session): the moment where an event from another replica
+// may be applied before the registry caches what it read.
+type racingStore struct {
+	store.Store
+	mu     sync.Mutex
+	during func()
+}
+
+func (s *racingStore) GetIdentity(ctx context.Context, id string) (*store.Identity, error) {
+	ident, err := s.Store.GetIdentity(ctx, id)
+	s.mu.Lock()
+	during := s.during
+	s.during = nil
+	s.mu.Unlock()
+	if during != nil {
+		during()
+	}
+	return ident, err
+}
+
+// TestRemovalDuringLoad removes a session on another replica, and applies
+// its event here, while this replica loads the session on a cache miss:
+// this replica must not cache what it read before the removal, or it would
+// serve the removed session for as long as it trusts its cache (an hour
+// here; for good on a store without revalidation).
+func TestRemovalDuringLoad(t *testing.T) {
+	tests := []struct {
+		name string
+		call func(r *session.Registry, tok, id string) error
+		want error
+	}{
+		{"Resolve", func(r *session.Registry, tok, _ string) error {
+			_, err := r.Resolve(context.Background(), tok)
+			return err
+		}, session.ErrInvalidToken},
+		{"Get", func(r *session.Registry, _, id string) error {
+			_, err := r.Get(context.Background(), id)
+			return err
+		}, session.ErrNotFound},
+		{"Touch", func(r *session.Registry, _, id string) error {
+			return r.Touch(context.Background(), id)
+		}, session.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, 10*time.Minute)
+			racing := &racingStore{Store: f.store}
+			here, err := session.New(session.Config{
+				Store: racing, Timeout: 10 * time.Minute, Revalidate: time.Hour,
+				Now: f.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, s := f.login(t)
+			racing.during = func() {
+				if _, err := f.reg.Delete(context.Background(), s.ID, store.CauseLogout); err != nil {
+					t.Errorf("Delete on the other replica: %v", err)
+				}
+				here.Forget(s.ID) // the removal's event, as followEvents applies it
+			}
+
+			if err := tt.call(here, tok, s.ID); !errors.Is(err, tt.want) {
+				t.Errorf("during the removal: %v, want %v", err, tt.want)
+			}
+			if err := tt.call(here, tok, s.ID); !errors.Is(err, tt.want) {
+				t.Errorf("after the removal: %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestIdentityChangeDuringLoad changes a session's identity while a
+// replica loads the session: the replica serves that one request with what
+// it read, but does not cache it, so that the next request sees the
+// change even though the replica trusts its cache for an hour.
+func TestIdentityChangeDuringLoad(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	ctx := context.Background()
+	admin := *f.identity
+	admin.ID, admin.Name, admin.IsAdmin = "identity2", "root", true
+	if err := f.store.CreateIdentity(ctx, &admin); err != nil {
+		t.Fatal(err)
+	}
+	racing := &racingStore{Store: f.store}
+	here, err := session.New(session.Config{
+		Store: racing, Timeout: 10 * time.Minute, Revalidate: time.Hour,
+		Now: f.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := f.reg.Create(ctx, session.CreateRequest{Identity: &admin, AuthMethod: "password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	demoted := admin
+	demoted.IsAdmin = false
+	racing.during = func() {
+		if err := f.store.UpdateIdentity(ctx, &demoted); err != nil {
+			t.Errorf("UpdateIdentity: %v", err)
+		}
+		here.IdentityChanged(&demoted)
+	}
+
+	if _, err := here.Resolve(ctx, tok); err != nil {
+		t.Fatalf("during the change: %v", err)
+	}
+	s, err := here.Resolve(ctx, tok)
+	if err != nil || s.Identity.IsAdmin {
+		t.Errorf("after the change: admin %v (%v), want false", s != nil && s.Identity.IsAdmin, err)
+	}
+}
