@@ -8,6 +8,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,12 @@ import (
 )
 
 const namespace = "sessioncert"
+
+// LiveRefreshInterval is how often a replica in cluster mode sets the live
+// gauges again from the store's counts; its own changes move them in
+// between. A count is one count-only read per gauge, but etcd walks its
+// index to make it, so it is not done per scrape.
+const LiveRefreshInterval = 30 * time.Second
 
 // Refusal reasons counted by Refused.
 const (
@@ -47,6 +54,7 @@ type Metrics struct {
 	logins          *prometheus.CounterVec
 	sessionsLive    prometheus.Gauge
 	certsLive       prometheus.Gauge
+	live            liveCounts
 	sessionsEnded   *prometheus.CounterVec
 	sweeps          *prometheus.CounterVec
 	sweepRemoved    prometheus.Counter
@@ -90,11 +98,15 @@ func New() *Metrics {
 	}, []string{"method", "outcome"})
 	m.sessionsLive = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "sessions_live",
-		Help: "API sessions live, as counted by this process.",
+		Help: "API sessions stored. With etcd, across the cluster: counted in etcd at start " +
+			"and every " + LiveRefreshInterval.String() + ", with this replica's own changes " +
+			"applied in between.",
 	})
 	m.certsLive = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "certificates_live",
-		Help: "Session certificates stored, as counted by this process.",
+		Help: "Session certificates stored. With etcd, across the cluster: counted in etcd at " +
+			"start and every " + LiveRefreshInterval.String() + ", with this replica's own " +
+			"changes applied in between.",
 	})
 	m.sessionsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "sessions_ended_total",
@@ -158,7 +170,7 @@ func (m *Metrics) Issued(keyType string, d time.Duration) {
 	}
 	m.issued.WithLabelValues(keyType).Inc()
 	m.issueDuration.Observe(d.Seconds())
-	m.certsLive.Inc()
+	m.addLive(0, 1)
 }
 
 // IssuanceUndone accounts for a certificate that was stored but never
@@ -169,7 +181,7 @@ func (m *Metrics) IssuanceUndone(ev *store.Event) {
 	switch {
 	case m == nil:
 	case ev == nil:
-		m.certsLive.Inc()
+		m.addLive(0, 1)
 	default:
 		m.events.WithLabelValues(string(ev.Type)).Inc()
 	}
@@ -189,13 +201,36 @@ func (m *Metrics) Login(method, outcome string) {
 	}
 }
 
-// SetLive sets the live gauges, from the store's counts at start.
+// liveCounts are the values of the live gauges, kept here so that a change
+// can be clamped at zero: a removal counted before a count of the store
+// that already left it out would otherwise take a gauge below zero.
+type liveCounts struct {
+	mu              sync.Mutex
+	sessions, certs float64
+}
+
+// SetLive sets the live gauges from the store's counts: at start, and in
+// cluster mode again and again, since removals made by other replicas
+// reach no process's gauges otherwise.
 func (m *Metrics) SetLive(sessions, certificates int) {
 	if m == nil {
 		return
 	}
-	m.sessionsLive.Set(float64(sessions))
-	m.certsLive.Set(float64(certificates))
+	m.live.mu.Lock()
+	defer m.live.mu.Unlock()
+	m.live.sessions, m.live.certs = float64(max(sessions, 0)), float64(max(certificates, 0))
+	m.sessionsLive.Set(m.live.sessions)
+	m.certsLive.Set(m.live.certs)
+}
+
+// addLive moves the live gauges by the deltas, never below zero.
+func (m *Metrics) addLive(sessions, certificates int) {
+	m.live.mu.Lock()
+	defer m.live.mu.Unlock()
+	m.live.sessions = max(m.live.sessions+float64(sessions), 0)
+	m.live.certs = max(m.live.certs+float64(certificates), 0)
+	m.sessionsLive.Set(m.live.sessions)
+	m.certsLive.Set(m.live.certs)
 }
 
 // SessionCreated counts a new session and the certificates it starts with.
@@ -203,8 +238,7 @@ func (m *Metrics) SessionCreated(initialCerts int) {
 	if m == nil {
 		return
 	}
-	m.sessionsLive.Inc()
-	m.certsLive.Add(float64(initialCerts))
+	m.addLive(1, initialCerts)
 }
 
 // Removed counts a removal event: a session ended with its certificates,
@@ -214,11 +248,12 @@ func (m *Metrics) Removed(ev store.Event) {
 		return
 	}
 	m.events.WithLabelValues(string(ev.Type)).Inc()
-	m.certsLive.Sub(float64(len(ev.Fingerprints)))
+	sessions := 0
 	if ev.Type == store.EventAPISessionRemoved {
-		m.sessionsLive.Dec()
+		sessions = -1
 		m.sessionsEnded.WithLabelValues(string(ev.Cause)).Inc()
 	}
+	m.addLive(sessions, -len(ev.Fingerprints))
 }
 
 // Swept counts a sweeper run.
@@ -232,7 +267,7 @@ func (m *Metrics) Swept(removedSessions, expiredCerts int, err error) {
 	}
 	m.sweeps.WithLabelValues(outcome).Inc()
 	m.sweepRemoved.Add(float64(removedSessions))
-	m.certsLive.Sub(float64(expiredCerts))
+	m.addLive(0, -expiredCerts)
 }
 
 // Waiting moves the long-poll waiter gauge by delta.

@@ -236,6 +236,49 @@ func TestLeaseOutlastsFlushInterval(t *testing.T) {
 	}
 }
 
+// TestLiveGaugesAcrossReplicas: sessions made on A and ended on B, with a
+// certificate among them. Between counts each replica moves its gauges by
+// its own changes only, which may leave them apart but never below zero;
+// after a count of the store (which the servers make every
+// metrics.LiveRefreshInterval, and the test makes at once) both report the
+// cluster's figures.
+func TestLiveGaugesAcrossReplicas(t *testing.T) {
+	cluster := etcdtest.Start(t, 1)
+	envs := startReplicas(t, cluster, 2, nil)
+	a, b := envs[0], envs[1]
+	var sessions []*servertest.Session
+	for range 3 {
+		sessions = append(sessions, a.Admin(t))
+	}
+	a.IssueCertificate(t, sessions[0])
+	a.IssueCertificate(t, sessions[2])
+	for _, s := range sessions[:2] {
+		if _, err := b.Client(nil).CurrentAPISession.DeleteCurrentAPISession(
+			&current_api_session.DeleteCurrentAPISessionParams{}, s.Auth); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	gauges := func(e *servertest.Env) (sessions, certs float64) {
+		fams := scrape(t, e)
+		return value(fams, "sessioncert_sessions_live"), value(fams, "sessioncert_certificates_live")
+	}
+	for i, e := range envs {
+		if s, c := gauges(e); s < 0 || c < 0 {
+			t.Errorf("replica %c before a count: %v sessions, %v certificates live", 'A'+i, s, c)
+		}
+	}
+	for i, e := range envs {
+		if err := e.Server.RefreshLiveGauges(t.Context()); err != nil {
+			t.Fatalf("replica %c: %v", 'A'+i, err)
+		}
+		if s, c := gauges(e); s != 1 || c != 1 {
+			t.Errorf("replica %c after a count: %v sessions, %v certificates live; want 1 and 1",
+				'A'+i, s, c)
+		}
+	}
+}
+
 // outcomes counts the replies of the controllers that clients saw, below
 // the SDK, so that a test sees the 503s the SDK retried as well as the
 // ones it gave up on.

@@ -174,7 +174,7 @@ func (s *Server) build() error {
 	if err := s.ensureAdmin(ctx); err != nil {
 		return err
 	}
-	if err := s.seedLiveGauges(ctx); err != nil {
+	if err := s.RefreshLiveGauges(ctx); err != nil {
 		return err
 	}
 
@@ -211,12 +211,23 @@ func (s *Server) build() error {
 		defer s.bg.Done()
 		s.registry.Run(ctx)
 	}()
+	if s.cfg.Store.Kind == "etcd" {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.refreshLiveGaugesEvery(ctx, metrics.LiveRefreshInterval)
+		}()
+	}
 	return nil
 }
 
-// seedLiveGauges starts the live gauges from the store's counts, so that
-// they keep counting what a previous run left.
-func (s *Server) seedLiveGauges(ctx context.Context) error {
+// RefreshLiveGauges sets the live gauges to the store's counts of sessions
+// and certificates. The server does it at start, so that the gauges keep
+// counting what a previous run left, and in cluster mode every
+// metrics.LiveRefreshInterval: replicas count only their own creations and
+// removals, and the counts bring in those of the others, so that every
+// replica reports the cluster's figures. It returns the store's error.
+func (s *Server) RefreshLiveGauges(ctx context.Context) error {
 	_, sessions, err := s.store.ListAPISessions(ctx, store.Page{Limit: 1})
 	if err != nil {
 		return fmt.Errorf("server: count sessions: %w", err)
@@ -227,6 +238,24 @@ func (s *Server) seedLiveGauges(ctx context.Context) error {
 	}
 	s.metrics.SetLive(sessions, certs)
 	return nil
+}
+
+// refreshLiveGaugesEvery refreshes the live gauges every interval until ctx
+// ends. A failed count leaves the gauges as they are until the next one.
+func (s *Server) refreshLiveGaugesEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.RefreshLiveGauges(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("count sessions and certificates for the live gauges failed",
+					slog.Any("error", err))
+			}
+		}
+	}
 }
 
 // openStore opens the configured store.
