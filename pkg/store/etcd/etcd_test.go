@@ -465,6 +465,73 @@ func TestReplicas(t *testing.T) {
 	}
 }
 
+// TestCertificateCapAcrossReplicas has writers on several Stores, each
+// with its own client as separate processes would have, create
+// certificates in one session at once. Within a Store the writers queue on
+// a lock; between Stores only the transaction's compare keeps the cap, and
+// a writer whose count went stale must count again. Exactly the cap's worth
+// of certificates are stored, and every other writer gets ErrLimitReached.
+func TestCertificateCapAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	cluster := etcdtest.Start(t, 1)
+	prefix := freshPrefix()
+	const (
+		replicas = 6
+		writers  = 5 // per replica
+		maxLive  = 7
+	)
+	stores := make([]*etcd.Store, replicas)
+	for i := range stores {
+		stores[i] = newFixture(t, cluster.Client(t), etcd.Options{Prefix: prefix}).s
+	}
+	owner := newFixture(t, cluster.Client(t), etcd.Options{Prefix: prefix})
+	sess, _ := owner.session(time.Hour, 0) // starts with one certificate
+	now := time.Now().UTC()
+
+	var (
+		wg      sync.WaitGroup
+		start   = make(chan struct{})
+		created atomic.Int64
+		refused atomic.Int64
+	)
+	for r, s := range stores {
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("cap-%d-%d", r, w)
+				sum := sha256.Sum256([]byte(id))
+				c := &store.Certificate{ID: id, APISessionID: sess.ID, IdentityID: sess.IdentityID,
+					Fingerprint: hex.EncodeToString(sum[:20]), ValidFrom: now,
+					ValidTo: now.Add(time.Hour), CreatedAt: now}
+				<-start
+				err := s.CreateCertificate(t.Context(), c, maxLive, now)
+				switch {
+				case err == nil:
+					created.Add(1)
+				case errors.Is(err, store.ErrLimitReached):
+					refused.Add(1)
+				default:
+					t.Errorf("CreateCertificate %s: %v", id, err)
+				}
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+
+	if got := created.Load(); got != maxLive-1 {
+		t.Errorf("%d certificates created beside the first, want %d", got, maxLive-1)
+	}
+	if got, want := refused.Load(), int64(replicas*writers-(maxLive-1)); got != want {
+		t.Errorf("%d creations refused at the cap, want %d", got, want)
+	}
+	_, total, err := owner.s.ListCertificates(t.Context(), sess.ID, now, store.Page{Limit: 100})
+	if err != nil || total != maxLive {
+		t.Errorf("ListCertificates: %d live, %v; want %d", total, err, maxLive)
+	}
+}
+
 // TestCompaction checks the two ends of the history: a store replays from
 // etcd what happened before it opened, and refuses a cursor that etcd has
 // compacted or that more events than its history follow.
