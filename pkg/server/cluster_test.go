@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sessioncert/sessioncert/client/current_api_session"
+	"github.com/sessioncert/sessioncert/client/informational"
 	"github.com/sessioncert/sessioncert/client/router"
 	"github.com/sessioncert/sessioncert/models"
 	"github.com/sessioncert/sessioncert/pkg/sdk"
@@ -277,6 +280,104 @@ func TestLiveGaugesAcrossReplicas(t *testing.T) {
 				'A'+i, s, c)
 		}
 	}
+}
+
+// TestEtcdOutOfSpace fills an etcd with a small space quota under a
+// replica: clients get 503 SERVICE_UNAVAILABLE, as for any outage, but the
+// operator is told at Error what to do, and the health check's store entry
+// is unhealthy and says it too.
+func TestEtcdOutOfSpace(t *testing.T) {
+	cluster := etcdtest.StartWith(t, 1, etcdtest.Options{QuotaBackendBytes: 8 << 20})
+	var logs syncBuffer
+	e := servertest.Start(t, servertest.Options{
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+		Config: func(c *server.Config) {
+			c.Store.Kind = "etcd"
+			c.Store.EtcdEndpoints = cluster.Endpoints()
+			c.Store.EtcdPrefix = etcdPrefix(t)
+		},
+	})
+	s := e.Admin(t)
+	_, csr := servertest.NewCSR(t)
+
+	cli := cluster.Client(t)
+	junk := strings.Repeat("x", 64<<10)
+	for i := 0; ; i++ {
+		_, err := cli.Put(t.Context(), fmt.Sprintf("/junk/%d", i), junk)
+		if err != nil {
+			break
+		}
+		if i == 10_000 {
+			t.Fatal("etcd took 640 MiB of junk without running out of space")
+		}
+	}
+
+	if status, _ := issueOutcome(e.Client(nil).CurrentAPISession, s, csr); status != 503 {
+		t.Errorf("issuance out of space: %d, want 503", status)
+	}
+	st, _, env := rawCall(t, e, "POST", "/edge/client/v1/authenticate?method=password",
+		"application/json", `{"username":"admin","password":"`+servertest.AdminPassword+`"}`, nil)
+	if st != 503 || *env.Error.Code != "SERVICE_UNAVAILABLE" {
+		t.Errorf("login out of space: %d %+v, want 503 SERVICE_UNAVAILABLE", st, env.Error)
+	}
+
+	_, err := e.Client(nil).Informational.ListHealthChecks(&informational.ListHealthChecksParams{})
+	var down *informational.ListHealthChecksServiceUnavailable
+	if !errors.As(err, &down) {
+		t.Fatalf("health out of space: %v, want 503", err)
+	}
+	for _, ch := range down.Payload.Data.Checks {
+		if *ch.ID == "store" && (*ch.Healthy || !strings.Contains(*ch.Detail, "--quota-backend-bytes")) {
+			t.Errorf("store check out of space: healthy %v, %q", *ch.Healthy, *ch.Detail)
+		}
+	}
+
+	var told bool
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var rec struct{ Level, Msg, Error string }
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Level != "ERROR" {
+			continue
+		}
+		if rec.Msg == "etcd is out of space and refuses writes" &&
+			strings.Contains(rec.Error, "defrag") && strings.Contains(rec.Error, "alarm disarm") {
+			told = true
+		}
+	}
+	if !told {
+		t.Errorf("no Error line tells the operator what to do; the log:\n%s", logs.String())
+	}
+
+	// The operator does as told, and the service returns.
+	ctx := t.Context()
+	del, err := cli.Delete(ctx, "/junk/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatalf("delete the junk: %v", err)
+	}
+	if _, err := cli.Compact(ctx, del.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatalf("compact: %v", err)
+	}
+	if _, err := cli.Defragment(ctx, cluster.Endpoints()[0]); err != nil {
+		t.Fatalf("defragment: %v", err)
+	}
+	alarms, err := cli.AlarmList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range alarms.Alarms {
+		if _, err := cli.AlarmDisarm(ctx, (*clientv3.AlarmMember)(a)); err != nil {
+			t.Fatalf("disarm: %v", err)
+		}
+	}
+	eventually(t, "issuance after the operator freed space", func() error {
+		if status, _ := issueOutcome(e.Client(nil).CurrentAPISession, s, csr); status != 201 {
+			return fmt.Errorf("issuance answered %d", status)
+		}
+		return nil
+	})
+	eventually(t, "health after the operator freed space", func() error {
+		_, err := e.Client(nil).Informational.ListHealthChecks(&informational.ListHealthChecksParams{})
+		return err
+	})
 }
 
 // outcomes counts the replies of the controllers that clients saw, below

@@ -39,6 +39,11 @@ func (s *Server) openEtcd() (store.Store, error) {
 		FlushInterval: s.cfg.Store.FlushInterval,
 		ClockSkew:     clockSkew,
 		OnError: func(err error) {
+			if errors.Is(err, etcd.ErrNoSpace) {
+				// Writes fail until an operator acts; the error says how.
+				s.log.Error("etcd is out of space and refuses writes", slog.Any("error", err))
+				return
+			}
 			s.log.Warn("etcd store", slog.Any("error", err))
 		},
 	})

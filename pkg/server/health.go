@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/sessioncert/sessioncert/pkg/handlers"
+	"github.com/sessioncert/sessioncert/pkg/store/etcd"
 )
 
 // caExpiryWarning is how long before the CA certificate expires the health
@@ -47,7 +49,12 @@ func (s *Server) health(ctx context.Context) []handlers.HealthCheck {
 		timed("store", func() (bool, string) {
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			if err := s.store.Ping(ctx); err != nil {
+			err := s.store.Ping(ctx)
+			switch {
+			case errors.Is(err, etcd.ErrNoSpace):
+				// It lasts until an operator acts, and says what to do.
+				return failed("store", etcd.ErrNoSpace.Error(), err)
+			case err != nil:
 				return failed("store", "store round trip failed", err)
 			}
 			return true, "round trip ok"

@@ -112,6 +112,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -157,6 +158,20 @@ const (
 	// that many revisions of etcd's history.
 	DefaultReplayRevisions = 1_000_000
 )
+
+// ErrNoSpace is wrapped, beside store.ErrUnavailable, by the error of every
+// write that etcd refuses because its database reached its space quota, and
+// by Ping's while etcd's NOSPACE alarm is raised. Clients see the same 503
+// as for any unavailability, but this one does not clear by itself: etcd
+// refuses writes until an operator frees space and disarms the alarm, as
+// the message says.
+var ErrNoSpace = errors.New("etcd: database space exceeded (NOSPACE alarm): compact and " +
+	"defragment etcd (etcdctl compact, etcdctl defrag) or raise its --quota-backend-bytes, " +
+	"then disarm the alarm (etcdctl alarm disarm)")
+
+// noSpaceReportEvery is how often OnError hears that etcd is out of space,
+// however many writes it refuses.
+const noSpaceReportEvery = time.Minute
 
 // markTTL is the TTL, in seconds, of the key Open puts and deletes again;
 // it only matters when Open fails between the two.
@@ -230,8 +245,11 @@ type Options struct {
 	MaxTxnOps int
 
 	// OnError receives the errors of the Store's background work: restarts
-	// of its watch and failed lease revocations. Nil discards them. It is
-	// called from the Store's goroutines and must not block.
+	// of its watch and failed lease revocations; and, at most once a minute
+	// while it lasts, an error wrapping ErrNoSpace when etcd refused a write
+	// for lack of space, which an operator must resolve. Nil discards them.
+	// It is called from the Store's goroutines and from callers' and must
+	// not block.
 	OnError func(error)
 }
 
@@ -301,6 +319,10 @@ type Store struct {
 	// read, or replays only what is still missing.
 	replaying chan struct{}
 	replays   atomic.Int64 // replays run, for tests
+
+	// noSpaceReported is when OnError last heard of ErrNoSpace, in Unix
+	// nanoseconds.
+	noSpaceReported atomic.Int64
 
 	bg      context.Context // ends with Close; bounds the background work
 	stop    context.CancelFunc
@@ -408,12 +430,33 @@ func (s *Store) mark(ctx context.Context) (int64, error) {
 // Prefix returns the key prefix the store was opened with.
 func (s *Store) Prefix() string { return s.k.p }
 
-// Ping makes one linearizable read through the etcd cluster's quorum. It
-// returns a wrapped store.ErrUnavailable when the cluster cannot answer,
-// and store.ErrClosed after Close.
+// Ping makes one linearizable read through the etcd cluster's quorum and
+// lists etcd's alarms, since a cluster that has raised one still serves
+// reads but refuses writes. It returns a wrapped store.ErrUnavailable when
+// the cluster cannot answer or has an alarm raised, wrapping ErrNoSpace too
+// for the NOSPACE alarm, and store.ErrClosed after Close.
 func (s *Store) Ping(ctx context.Context) error {
-	_, err := s.get(ctx, "ping", s.k.cause, clientv3.WithCountOnly())
-	return err
+	if _, err := s.get(ctx, "ping", s.k.cause, clientv3.WithCountOnly()); err != nil {
+		return err
+	}
+	c, cancel := s.rpc(ctx)
+	defer cancel()
+	alarms, err := s.cli.AlarmList(c)
+	if err != nil {
+		return s.fail(ctx, "ping: list alarms", err)
+	}
+	for _, a := range alarms.Alarms {
+		if a.Alarm == pb.AlarmType_NOSPACE {
+			return fmt.Errorf("etcd: ping: %w: %w", store.ErrUnavailable, ErrNoSpace)
+		}
+	}
+	for _, a := range alarms.Alarms {
+		if a.Alarm != pb.AlarmType_NONE {
+			return fmt.Errorf("etcd: ping: member %x raised alarm %s: %w",
+				a.MemberID, a.Alarm, store.ErrUnavailable)
+		}
+	}
+	return nil
 }
 
 // Close stops the watch, wakes every WaitEvents call with store.ErrClosed,
@@ -516,20 +559,47 @@ func (s *Store) noteWrite(rev int64) {
 }
 
 // fail turns an error of the etcd client into the error a caller sees:
-// store.ErrClosed after Close, ctx's own error when the caller gave up, and
-// store.ErrUnavailable, wrapped with the cause, when etcd could not answer
-// in time or has no leader.
+// store.ErrClosed after Close, ctx's own error when the caller gave up,
+// store.ErrUnavailable with ErrNoSpace when etcd is out of space (reported
+// to OnError too), and store.ErrUnavailable, wrapped with the cause, when
+// etcd could not answer in time or has no leader.
 func (s *Store) fail(ctx context.Context, op string, err error) error {
 	switch {
 	case s.closed.Load():
 		return store.ErrClosed
 	case ctx.Err() != nil:
 		return fmt.Errorf("etcd: %s: %w", op, ctx.Err())
+	case noSpace(err):
+		err = fmt.Errorf("etcd: %s: %w: %w", op, store.ErrUnavailable, ErrNoSpace)
+		s.reportNoSpace(err)
+		return err
 	case unavailable(err):
 		return fmt.Errorf("etcd: %s: %w: %w", op, store.ErrUnavailable, err)
 	default:
 		return fmt.Errorf("etcd: %s: %w", op, err)
 	}
+}
+
+// noSpace reports whether err is etcd refusing a write because its
+// database reached its quota.
+func noSpace(err error) bool {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Error() == rpctypes.ErrNoSpace.Error()
+	}
+	return status.Code(err) == codes.ResourceExhausted &&
+		rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(rpctypes.ErrGRPCNoSpace)
+}
+
+// reportNoSpace passes err to OnError unless it heard of the lack of space
+// less than noSpaceReportEvery ago.
+func (s *Store) reportNoSpace(err error) {
+	now := time.Now().UnixNano()
+	last := s.noSpaceReported.Load()
+	if now-last < int64(noSpaceReportEvery) || !s.noSpaceReported.CompareAndSwap(last, now) {
+		return
+	}
+	s.opts.OnError(err)
 }
 
 // unavailable reports whether err means that etcd could not serve a request

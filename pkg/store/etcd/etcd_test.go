@@ -924,3 +924,86 @@ func TestSmallTransactions(t *testing.T) {
 		t.Errorf("sessions left: %d, %v", total, err)
 	}
 }
+
+// fillUp writes junk through cli until etcd refuses a write for lack of
+// space, which raises its NOSPACE alarm.
+func fillUp(t *testing.T, cli *clientv3.Client) {
+	t.Helper()
+	junk := strings.Repeat("x", 64<<10)
+	for i := range 10_000 {
+		_, err := cli.Put(t.Context(), fmt.Sprintf("/junk/%d", i), junk)
+		if err != nil {
+			if !strings.Contains(err.Error(), "database space exceeded") {
+				t.Fatalf("filling etcd up: %v", err)
+			}
+			return
+		}
+	}
+	t.Fatal("etcd took 640 MiB of junk without running out of space")
+}
+
+// TestNoSpace fills an etcd that has a small space quota: every write then
+// fails with ErrUnavailable (clients get a 503) and ErrNoSpace, whose
+// message tells the operator what to do; OnError hears of it once, not per
+// write; Ping reports the alarm although reads still work.
+func TestNoSpace(t *testing.T) {
+	t.Parallel()
+	cluster := etcdtest.StartWith(t, 1, etcdtest.Options{QuotaBackendBytes: 4 << 20})
+	cli := cluster.Client(t)
+	var mu sync.Mutex
+	var reported []error
+	f := newFixture(t, cli, etcd.Options{OnError: func(err error) {
+		mu.Lock()
+		reported = append(reported, err)
+		mu.Unlock()
+	}})
+	sess, _ := f.session(time.Hour, 0)
+	fillUp(t, cli)
+	ctx := t.Context()
+	now := time.Now().UTC()
+
+	writes := []struct {
+		name string
+		call func() error
+	}{
+		{"CreateAPISession", func() error {
+			s := *sess
+			s.ID, s.TokenHash = "another", sha256.Sum256([]byte("another"))
+			return f.s.CreateAPISession(ctx, &s, nil)
+		}},
+		{"CreateCertificate", func() error {
+			return f.s.CreateCertificate(ctx, &store.Certificate{ID: "c", APISessionID: sess.ID,
+				Fingerprint: "f", ValidTo: now.Add(time.Hour)}, 0, now)
+		}},
+		{"TouchAPISessions", func() error {
+			return f.s.TouchAPISessions(ctx, []store.Touch{{APISessionID: sess.ID,
+				LastActivityAt: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}})
+		}},
+		{"CreateIdentity", func() error {
+			return f.s.CreateIdentity(ctx, &store.Identity{ID: "bob-id", Name: "bob"})
+		}},
+		{"Ping", func() error { return f.s.Ping(ctx) }},
+	}
+	for _, w := range writes {
+		t.Run(w.name, func(t *testing.T) {
+			err := w.call()
+			if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, etcd.ErrNoSpace) {
+				t.Fatalf("%v, want ErrUnavailable and ErrNoSpace", err)
+			}
+			for _, want := range []string{"defrag", "--quota-backend-bytes", "alarm disarm"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+		})
+	}
+
+	if _, err := f.s.GetAPISession(ctx, sess.ID); err != nil {
+		t.Errorf("a read out of space: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reported) != 1 || !errors.Is(reported[0], etcd.ErrNoSpace) {
+		t.Errorf("OnError heard %v, want ErrNoSpace once", reported)
+	}
+}

@@ -43,6 +43,7 @@ const startTimeout = 30 * time.Second
 type Cluster struct {
 	t       testing.TB
 	dir     string
+	opts    Options
 	initial string // the initial-cluster flag: name=peerURL,...
 
 	mu      sync.Mutex
@@ -56,14 +57,28 @@ type member struct {
 	log        *testLog    // of the running etcd
 }
 
+// Options change the members' configuration from the defaults.
+type Options struct {
+	// QuotaBackendBytes is etcd's --quota-backend-bytes: a write that would
+	// take the database past it is refused, and the NOSPACE alarm raised.
+	// Zero means etcd's default.
+	QuotaBackendBytes int64
+}
+
 // Start starts a cluster of members (1 or 3 make sense) and waits until it
 // has a leader. It fails t if the cluster does not start.
 func Start(t testing.TB, members int) *Cluster {
 	t.Helper()
+	return StartWith(t, members, Options{})
+}
+
+// StartWith starts a cluster as Start does, configured by o.
+func StartWith(t testing.TB, members int, o Options) *Cluster {
+	t.Helper()
 	if members < 1 {
 		t.Fatalf("etcdtest: a cluster of %d members", members)
 	}
-	c := &Cluster{t: t, dir: t.TempDir()}
+	c := &Cluster{t: t, dir: t.TempDir(), opts: o}
 	t.Cleanup(c.stopAll)
 
 	// Free ports are found by listening and letting go, so another
@@ -136,6 +151,7 @@ func (c *Cluster) config(m *member) *embed.Config {
 	cfg.TickMs = tickMs
 	cfg.ElectionMs = electionMs
 	cfg.EnableGRPCGateway = false
+	cfg.QuotaBackendBytes = c.opts.QuotaBackendBytes
 
 	// Errors go to the test's log, shown when it fails or with -v; the
 	// errors etcd logs while it is being stopped on purpose are dropped.
