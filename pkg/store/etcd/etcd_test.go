@@ -532,6 +532,83 @@ func TestCertificateCapAcrossReplicas(t *testing.T) {
 	}
 }
 
+// TestSweepAcrossReplicas has two Stores sweep the same expired sessions
+// at once, as the sweepers of two replicas do, each removing several at a
+// time: every expired session is removed exactly once, with one event,
+// and the live ones stay.
+func TestSweepAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	cluster := etcdtest.Start(t, 1)
+	prefix := freshPrefix()
+	a := newFixture(t, cluster.Client(t), etcd.Options{Prefix: prefix})
+	b := newFixture(t, cluster.Client(t), etcd.Options{Prefix: prefix})
+	ctx := t.Context()
+	cursor, err := a.s.EventCursor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := map[string]bool{}
+	for range 60 {
+		sess, _ := a.session(time.Millisecond, 1)
+		expired[sess.ID] = true
+	}
+	var live []*store.APISession
+	for range 5 {
+		sess, _ := a.session(time.Hour, 0)
+		live = append(live, sess)
+	}
+	sweepAt := time.Now().Add(time.Second)
+
+	var (
+		mu      sync.Mutex
+		removed = map[string]int{}
+		wg      sync.WaitGroup
+	)
+	for _, s := range []*etcd.Store{a.s, b.s} {
+		wg.Go(func() {
+			for {
+				evs, err := s.DeleteExpiredAPISessions(ctx, sweepAt, 7)
+				if err != nil {
+					t.Errorf("DeleteExpiredAPISessions: %v", err)
+					return
+				}
+				mu.Lock()
+				for _, ev := range evs {
+					removed[ev.APISessionID]++
+				}
+				mu.Unlock()
+				if len(evs) == 0 {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	for id := range expired {
+		if removed[id] != 1 {
+			t.Errorf("expired session %s removed %d times, want once", id, removed[id])
+		}
+	}
+	for _, sess := range live {
+		if removed[sess.ID] != 0 {
+			t.Errorf("live session %s removed", sess.ID)
+		}
+		if _, err := a.s.GetAPISession(ctx, sess.ID); err != nil {
+			t.Errorf("live session %s after the sweeps: %v", sess.ID, err)
+		}
+	}
+	var streamed int
+	for streamed < len(expired) {
+		evs := nextEvents(t, a.s, cursor)
+		streamed += len(evs)
+		cursor = evs[len(evs)-1].Cursor
+	}
+	if streamed != len(expired) {
+		t.Errorf("%d events in the stream, want %d", streamed, len(expired))
+	}
+}
+
 // TestCompaction checks the two ends of the history: a store replays from
 // etcd what happened before it opened, and refuses a cursor that etcd has
 // compacted or that more events than its history follow.

@@ -1,9 +1,14 @@
 package etcd
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	mrand "math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -402,8 +407,14 @@ func (s *Store) DeleteAPISession(
 // DeleteExpiredAPISessions removes up to limit sessions whose ExpiresAt is
 // not after now, soonest expiry first, each in a transaction of its own
 // with its certificates, and returns one event of cause expiry stamped now
-// per session. A session touched past now meanwhile is left alone. It
-// returns an error when limit is not positive.
+// per session, in cursor order. A session touched past now meanwhile is
+// left alone. It returns an error when limit is not positive.
+//
+// Each removal costs two round trips (the record, then the transaction),
+// so the expired sessions of a page are removed by sweepWorkers at once,
+// and in an order of this call's own: replicas that sweep the same page
+// at the same moment then mostly take different sessions, instead of
+// racing for the same ones and losing the round trips on each.
 func (s *Store) DeleteExpiredAPISessions(
 	ctx context.Context,
 	now time.Time,
@@ -412,7 +423,6 @@ func (s *Store) DeleteExpiredAPISessions(
 	if limit <= 0 {
 		return nil, fmt.Errorf("etcd: limit %d is not positive", limit)
 	}
-	expired := func(rec *sessionRecord) bool { return !rec.ExpiresAt.After(now) }
 	var out []store.Event
 	from, end := s.k.sessionExpiry, upTo(s.k.sessionExpiry, now)
 	for len(out) < limit {
@@ -420,33 +430,99 @@ func (s *Store) DeleteExpiredAPISessions(
 		resp, err := s.get(ctx, "find expired sessions", from, clientv3.WithRange(end),
 			clientv3.WithKeysOnly(), clientv3.WithLimit(int64(want)))
 		if err != nil {
-			return out, err
+			return byCursor(out), err
 		}
-		for _, kv := range resp.Kvs {
-			r, _ := rest(kv.Key, s.k.sessionExpiry)
-			_, id, ok := split2(r)
-			if !ok {
-				return out, fmt.Errorf("%w: session expiry key %q", errCorrupt, kv.Key)
-			}
-			ev, err := s.removeSession(ctx, id, store.CauseExpiry, now, expired)
-			switch {
-			case isNotFound(err):
-				// An entry left behind by a removal no Store made.
-				if err := s.dropEntry(ctx, kv); err != nil {
-					return out, err
-				}
-			case err != nil:
-				return out, err
-			case ev != nil:
-				out = append(out, *ev)
-			}
+		evs, err := s.sweepSessions(ctx, resp.Kvs, now)
+		out = append(out, evs...)
+		if err != nil {
+			return byCursor(out), err
 		}
 		if len(resp.Kvs) < want {
 			break
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	return out, nil
+	return byCursor(out), nil
+}
+
+// sweepWorkers is how many expired sessions one sweep removes at once.
+const sweepWorkers = 8
+
+// sweepSessions removes the sessions that the expiry index entries name,
+// if they are still expired at now, on up to sweepWorkers goroutines, and
+// returns the events of those it removed. On the first error it starts no
+// more removals, lets those under way finish, and returns their events
+// with the error.
+func (s *Store) sweepSessions(
+	ctx context.Context,
+	entries []*mvccpb.KeyValue,
+	now time.Time,
+) ([]store.Event, error) {
+	expired := func(rec *sessionRecord) bool { return !rec.ExpiresAt.After(now) }
+	order := mrand.Perm(len(entries)) //nolint:gosec // G404: spreads work, guards nothing
+	var (
+		mu     sync.Mutex
+		out    []store.Event
+		first  error
+		failed atomic.Bool
+		next   = make(chan int)
+		wg     sync.WaitGroup
+	)
+	for range min(sweepWorkers, len(entries)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				ev, err := s.sweepSession(ctx, entries[i], now, expired)
+				mu.Lock()
+				if ev != nil {
+					out = append(out, *ev)
+				}
+				if err != nil && first == nil {
+					first = err
+					failed.Store(true)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, i := range order {
+		if failed.Load() {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out, first
+}
+
+// sweepSession removes the session of one expiry index entry if it is
+// expired, and drops the entry if no Store made the session's removal.
+func (s *Store) sweepSession(
+	ctx context.Context,
+	kv *mvccpb.KeyValue,
+	now time.Time,
+	expired func(*sessionRecord) bool,
+) (*store.Event, error) {
+	r, _ := rest(kv.Key, s.k.sessionExpiry)
+	_, id, ok := split2(r)
+	if !ok {
+		return nil, fmt.Errorf("%w: session expiry key %q", errCorrupt, kv.Key)
+	}
+	ev, err := s.removeSession(ctx, id, store.CauseExpiry, now, expired)
+	if isNotFound(err) {
+		// Swept by another replica meanwhile, or an entry left behind by a
+		// removal no Store made: in either case, a stale entry.
+		return nil, s.dropEntry(ctx, kv)
+	}
+	return ev, err
+}
+
+// byCursor sorts events by cursor and returns them.
+func byCursor(evs []store.Event) []store.Event {
+	slices.SortFunc(evs, func(a, b store.Event) int { return cmp.Compare(a.Cursor, b.Cursor) })
+	return evs
 }
 
 // dropEntry deletes an index entry unless it changed since kv was read.
