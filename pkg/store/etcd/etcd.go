@@ -54,8 +54,10 @@
 // revisions before Open, or when more than EventHistory events followed it.
 // A replay costs etcd a scan of its history after the cursor, so run etcd
 // with auto-compaction (for example --auto-compaction-mode=periodic
-// --auto-compaction-retention=1h): the history it keeps is what a Store can
-// replay. A cursor after etcd's current revision, which only a follower of
+// --auto-compaction-retention=5m): the history it keeps is what a Store can
+// replay, and every activity flush adds to it, so a busy cluster must keep
+// only minutes of it to stay within its space quota (docs/scaling.md has
+// the arithmetic). A cursor after etcd's current revision, which only a follower of
 // another cluster or of a restored one can hold, is expired too. A removal
 // no Store made, such as an operator deleting keys by hand, is reported as
 // a lease expiry would be; a certificate deleted that way alone gets cause
