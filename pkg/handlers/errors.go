@@ -175,6 +175,14 @@ func toAPIError(err error) *apiError {
 // sees.
 func fail(ctx context.Context, err error) (*apiError, *models.APIErrorEnvelope) {
 	ae := toAPIError(err)
+	if ae.status == http.StatusInternalServerError && ctx.Err() != nil && stderrors.Is(err, context.Canceled) {
+		// The client went away in the middle of a store call. That is no
+		// bug; the reply is never read, but it must not count as one.
+		ae = &apiError{
+			status: http.StatusServiceUnavailable, code: CodeUnavailable,
+			message: "the request was cancelled", internal: err,
+		}
+	}
 	attrs := []slog.Attr{slog.String("code", ae.code)}
 	if ae.internal != nil {
 		attrs = append(attrs, slog.String("error", ae.internal.Error()))

@@ -196,7 +196,14 @@ func (f failedReader) Read([]byte) (int, error) { return 0, f.err }
 func logRequest(l *slog.Logger, r *http.Request, req *Request, rec *recorder, d time.Duration) {
 	status := rec.statusOrOK()
 	level := slog.LevelDebug
+	// The request's context ends before the handler returns only when the
+	// client closed the connection or cancelled the stream: nobody read
+	// the reply, and its status, whatever it says, is neither the
+	// server's fault nor the client's mistake.
+	clientGone := r.Context().Err() != nil
 	switch {
+	case clientGone:
+		level = slog.LevelInfo
 	case status >= 500:
 		level = slog.LevelError
 	case status >= 400:
@@ -212,6 +219,9 @@ func logRequest(l *slog.Logger, r *http.Request, req *Request, rec *recorder, d 
 		slog.Int("status", status),
 		slog.Duration("duration", d),
 		slog.String("remote", ClientIP(r)),
+	}
+	if clientGone {
+		attrs = append(attrs, slog.Bool("clientGone", true))
 	}
 	req.mu.Lock()
 	attrs = append(attrs, req.attrs...)

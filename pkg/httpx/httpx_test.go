@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -41,14 +42,22 @@ func TestMiddleware(t *testing.T) {
 		{"control characters in the path are not logged", func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(http.StatusOK)
 		}, "", 0, 200, []string{"level=DEBUG", "path=/a?b"}},
+		{"a client that went away is no server fault", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}, "", 0, 503, []string{"level=INFO", "status=503", "clientGone=true"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logs.Reset()
 			h := Middleware(Config{Logger: logger, Unhandled: unhandled, TooLarge: tooLarge}, tt.handler)
 			req := httptest.NewRequest(http.MethodPost, "/x", strings.NewReader(tt.body))
-			if tt.name == "control characters in the path are not logged" {
+			switch tt.name {
+			case "control characters in the path are not logged":
 				req.URL.Path = "/a\nb"
+			case "a client that went away is no server fault":
+				ctx, cancel := context.WithCancel(req.Context())
+				cancel()
+				req = req.WithContext(ctx)
 			}
 			if tt.length > 0 {
 				req.ContentLength = tt.length
