@@ -410,21 +410,21 @@ func (g *checkGate) do(f func()) {
 	g.changed.Broadcast()
 }
 
-// TestLoginLimitParallel sends 40 failing logins at once with a limit of 3,
-// holding every credential check until all 40 are either held there or
-// answered: exactly 3 reach the check (as the store, the audit trail and
-// the metrics count them) and the other 37 get 429 RATE_LIMITED. Password
-// logins are limited by the password authenticator, certificate logins by
-// the handler.
-func TestLoginLimitParallel(t *testing.T) {
-	const burst, n = 3, 40
+// failingLogin is a login that fails with reason: a wrong password, or a
+// client certificate no authenticator knows.
+type failingLogin struct {
+	method, reason string
+	login          func(e *servertest.Env, c *http.Client) (loginReply, error)
+	client         func(e *servertest.Env) *http.Client
+}
+
+// failingLogins returns one failing login of each method that the
+// failed-login limits cover.
+func failingLogins(t *testing.T) []failingLogin {
+	t.Helper()
 	now := time.Now()
 	stranger := clientCert(t, "stranger", now.Add(-time.Hour), now.Add(time.Hour))
-	for _, tc := range []struct {
-		method, reason string
-		login          func(e *servertest.Env, c *http.Client) (loginReply, error)
-		client         func(e *servertest.Env) *http.Client
-	}{
+	return []failingLogin{
 		{"password", "wrongPassword",
 			func(e *servertest.Env, c *http.Client) (loginReply, error) {
 				return tryLogin(c, e, "admin", "not-the-password")
@@ -435,7 +435,18 @@ func TestLoginLimitParallel(t *testing.T) {
 				return tryAuthenticate(c, e, "cert", `{}`)
 			},
 			func(e *servertest.Env) *http.Client { return e.NewHTTPClient(&stranger) }},
-	} {
+	}
+}
+
+// TestLoginLimitParallel sends 40 failing logins at once with a limit of 3,
+// holding every credential check until all 40 are either held there or
+// answered: exactly 3 reach the check (as the store, the audit trail and
+// the metrics count them) and the other 37 get 429 RATE_LIMITED. Password
+// logins are limited by the password authenticator, certificate logins by
+// the handler.
+func TestLoginLimitParallel(t *testing.T) {
+	const burst, n = 3, 40
+	for _, tc := range failingLogins(t) {
 		t.Run(tc.method, func(t *testing.T) {
 			gate := newCheckGate()
 			e := servertest.Start(t, servertest.Options{
@@ -514,27 +525,10 @@ func TestLoginLimitParallel(t *testing.T) {
 // that is spent again, the next run of refusals gets its own line.
 func TestLoginRefusalsAudited(t *testing.T) {
 	const refused = 50
-	now := time.Now()
-	stranger := clientCert(t, "stranger", now.Add(-time.Hour), now.Add(time.Hour))
-	for _, tc := range []struct {
-		method, reason string
-		login          func(e *servertest.Env, c *http.Client) (loginReply, error)
-		client         func(e *servertest.Env) *http.Client
-	}{
-		{"password", "wrongPassword",
-			func(e *servertest.Env, c *http.Client) (loginReply, error) {
-				return tryLogin(c, e, "admin", "not-the-password")
-			},
-			func(e *servertest.Env) *http.Client { return e.HTTP }},
-		{"cert", "unknownCertificate",
-			func(e *servertest.Env, c *http.Client) (loginReply, error) {
-				return tryAuthenticate(c, e, "cert", `{}`)
-			},
-			func(e *servertest.Env) *http.Client { return e.NewHTTPClient(&stranger) }},
-	} {
+	for _, tc := range failingLogins(t) {
 		t.Run(tc.method, func(t *testing.T) {
 			clock := &servertest.Clock{}
-			clock.Set(now)
+			clock.Set(time.Now())
 			e := servertest.Start(t, servertest.Options{Clock: clock, Config: func(c *server.Config) {
 				c.Logins.FailureBurst = 1
 				c.Logins.FailureEvery = time.Minute
