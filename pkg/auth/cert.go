@@ -114,6 +114,7 @@ func (c *Cert) Authenticate(ctx context.Context, peer []*x509.Certificate) (*Res
 		Identity:      id,
 		Authenticator: a,
 		Method:        MethodCert,
+		Confirm:       ConfirmAuthenticator(c.cfg.Store, a.ID),
 		Certificate: &store.Certificate{
 			ID:          certID,
 			IdentityID:  id.ID,

@@ -29,6 +29,10 @@ const (
 	ReasonTokenExpired    Reason = "tokenExpired"
 	ReasonTokenInvalid    Reason = "tokenInvalid"
 	ReasonUnknownIdentity Reason = "unknownIdentity"
+
+	// ReasonAuthenticatorGone: the credential was good, but its
+	// authenticator was deleted while the session was being created.
+	ReasonAuthenticatorGone Reason = "authenticatorDeleted"
 )
 
 // LoginError is a failed login with its reason. errors.Is(err,

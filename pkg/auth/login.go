@@ -23,6 +23,31 @@ type Result struct {
 	// Certificate is set by a cert login: the client certificate becomes
 	// one of the new session's certificates.
 	Certificate *store.Certificate
+
+	// Confirm, when not nil, tells whether the credential still stands
+	// once the new session is stored; see ConfirmAuthenticator.
+	Confirm func(ctx context.Context) error
+}
+
+// ConfirmAuthenticator returns a check that the authenticator with id is
+// still stored. Deleting an authenticator ends the sessions it logged in,
+// but only those stored before the delete: a login that checked the
+// credential just before an administrator deleted it would store its
+// session just after, and keep it. Checked once the session is stored, a
+// delete either came first and is seen here, or came later and ended the
+// session itself. A deleted authenticator is a *LoginError of
+// ReasonAuthenticatorGone.
+func ConfirmAuthenticator(st store.Store, id string) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := st.GetAuthenticator(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return &LoginError{Reason: ReasonAuthenticatorGone}
+		}
+		if err != nil {
+			return fmt.Errorf("auth: confirm authenticator: %w", err)
+		}
+		return nil
+	}
 }
 
 // PasswordConfig configures a Password authenticator.
@@ -132,5 +157,6 @@ func (p *Password) check(ctx context.Context, username, password string) (*Resul
 	if err != nil {
 		return nil, fmt.Errorf("auth: get identity: %w", err)
 	}
-	return &Result{Identity: id, Authenticator: a, Method: MethodPassword}, nil
+	return &Result{Identity: id, Authenticator: a, Method: MethodPassword,
+		Confirm: ConfirmAuthenticator(p.cfg.Store, a.ID)}, nil
 }

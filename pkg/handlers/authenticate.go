@@ -37,6 +37,7 @@ func (a authenticateHandler) Handle(p auth_op.AuthenticateParams) auth_op.Authen
 		AuthMethod:      res.Method,
 		IPAddress:       httpx.ClientIP(p.HTTPRequest),
 		Certificates:    certificatesOf(res),
+		Confirm:         res.Confirm,
 	})
 	attempt.Result, attempt.Session, attempt.Err = res, s, err
 	a.h.cfg.Recorder.Login(ctx, attempt)

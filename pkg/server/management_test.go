@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/sessioncert/sessioncert/client/current_api_session"
 	"github.com/sessioncert/sessioncert/client/identities"
 	"github.com/sessioncert/sessioncert/models"
+	"github.com/sessioncert/sessioncert/pkg/audit"
 	"github.com/sessioncert/sessioncert/pkg/server/servertest"
 	"github.com/sessioncert/sessioncert/pkg/store"
 )
@@ -309,5 +311,97 @@ func TestDeleteCertAuthenticatorEndsItsSessions(t *testing.T) {
 	if _, err := c.CurrentAPISession.GetCurrentAPISession(&current_api_session.GetCurrentAPISessionParams{},
 		byPassword.Auth); err != nil {
 		t.Errorf("the password session of the same identity: %v, want it alive", err)
+	}
+}
+
+// revokeDuringLogin is a store under which an administrator's delete of an
+// authenticator commits after a login checked that authenticator's
+// credential and before the login stores its session: the one order in
+// which the delete cannot find the session to end it.
+type revokeDuringLogin struct {
+	store.Store
+	authenticatorID atomic.Pointer[string]
+}
+
+func (s *revokeDuringLogin) CreateAPISession(
+	ctx context.Context,
+	sess *store.APISession,
+	certs []*store.Certificate,
+) error {
+	if id := s.authenticatorID.Swap(nil); id != nil {
+		if _, err := s.DeleteAuthenticator(ctx, *id, time.Now()); err != nil {
+			return err
+		}
+	}
+	return s.Store.CreateAPISession(ctx, sess, certs)
+}
+
+// TestLoginRacingAuthenticatorDelete deletes the authenticator of a login
+// between its credential check and its session's creation: the login is
+// refused as a failed one, and no session of it is left behind.
+func TestLoginRacingAuthenticatorDelete(t *testing.T) {
+	now := time.Now()
+	device := clientCert(t, "device-2", now.Add(-time.Hour), now.Add(time.Hour))
+	for _, tc := range []struct {
+		name   string
+		create func(e *servertest.Env, admin *servertest.Session, identityID string) string
+		login  func(e *servertest.Env) (loginReply, error)
+	}{
+		{"password", func(e *servertest.Env, _ *servertest.Session, _ string) string {
+			a, err := e.Server.Store().FindAuthenticatorByUsername(context.Background(), "device-2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a.ID
+		}, func(e *servertest.Env) (loginReply, error) {
+			return tryLogin(e.HTTP, e, "device-2", "device-password")
+		}},
+		{"cert", func(e *servertest.Env, admin *servertest.Session, identityID string) string {
+			method := "cert"
+			created, err := e.Client(nil).Authenticators.CreateAuthenticator(
+				&authenticators.CreateAuthenticatorParams{Body: &models.AuthenticatorCreate{
+					Method: &method, IdentityID: &identityID, CertPem: certPEM(device)}}, admin.Auth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return *created.Payload.Data.ID
+		}, func(e *servertest.Env) (loginReply, error) {
+			return tryAuthenticate(e.NewHTTPClient(&device), e, "cert", `{}`)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			racing := &revokeDuringLogin{}
+			e := servertest.Start(t, servertest.Options{WrapStore: func(s store.Store) store.Store {
+				racing.Store = s
+				return racing
+			}})
+			admin := e.Admin(t)
+			identityID := e.CreateIdentity(t, admin, "device-2", "User", "device-password")
+			authenticatorID := tc.create(e, admin, identityID)
+
+			racing.authenticatorID.Store(&authenticatorID)
+			res, err := tc.login(e)
+			if err != nil || res.status != 401 || res.code != "INVALID_AUTH" {
+				t.Fatalf("login whose authenticator was deleted meanwhile: %+v (%v), want 401 INVALID_AUTH", res, err)
+			}
+			sessions, _, err := e.Server.Store().ListAPISessions(context.Background(), store.Page{Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range sessions {
+				if s.IdentityID == identityID {
+					t.Errorf("session %s of the refused login is stored", s.ID)
+				}
+			}
+			reasons := map[string]int{}
+			for _, ev := range auditEvents(t, e) {
+				if ev.Type == audit.TypeLoginFailed {
+					reasons[ev.Reason]++
+				}
+			}
+			if reasons["authenticatorDeleted"] != 1 {
+				t.Errorf("login failures in the audit trail: %v, want one authenticatorDeleted", reasons)
+			}
+		})
 	}
 }

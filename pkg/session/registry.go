@@ -227,6 +227,12 @@ type CreateRequest struct {
 	// Certificates are stored with the session atomically: the client
 	// certificate of a cert login. Their APISessionID is filled in.
 	Certificates []*store.Certificate
+
+	// Confirm, when not nil, runs once the session is stored, before
+	// anyone can use it: when it returns an error, the session is removed
+	// again and Create returns that error. A login uses it to see that its
+	// credential was not revoked while the session was being stored.
+	Confirm func(ctx context.Context) error
 }
 
 // Create starts a session and returns its token (32 random bytes, URL-safe
@@ -264,6 +270,16 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest) (string, *Sess
 	stored := s
 	if err := r.cfg.Store.CreateAPISession(ctx, &stored, req.Certificates); err != nil {
 		return "", nil, fmt.Errorf("session: create: %w", err)
+	}
+	if req.Confirm != nil {
+		if err := req.Confirm(ctx); err != nil {
+			// The removal must not depend on the client staying connected.
+			_, derr := r.cfg.Store.DeleteAPISession(context.WithoutCancel(ctx), id, store.CauseAdmin, now)
+			if derr != nil && !errors.Is(derr, store.ErrNotFound) {
+				return "", nil, errors.Join(err, fmt.Errorf("session: remove the unconfirmed session: %w", derr))
+			}
+			return "", nil, err
+		}
 	}
 
 	e := &entry{session: s, identity: *req.Identity, checkedAt: now}

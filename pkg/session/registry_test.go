@@ -582,3 +582,35 @@ func TestIdentityChangeDuringLoad(t *testing.T) {
 		t.Errorf("after the change: admin %v (%v), want false", s != nil && s.Identity.IsAdmin, err)
 	}
 }
+
+// TestCreateUnconfirmed stores a session whose Confirm fails, as a login
+// whose authenticator was deleted meanwhile: Create returns Confirm's
+// error, and the session is neither stored nor usable.
+func TestCreateUnconfirmed(t *testing.T) {
+	f := newFixture(t, 10*time.Minute)
+	ctx := context.Background()
+	revoked := errors.New("the credential was revoked")
+	var storedID string
+	tok, s, err := f.reg.Create(ctx, session.CreateRequest{
+		Identity: f.identity, AuthenticatorID: "authenticator1", AuthMethod: "password",
+		Confirm: func(ctx context.Context) error {
+			// Confirm runs with the session stored.
+			list, _, err := f.store.ListAPISessions(ctx, store.Page{Limit: 10})
+			if err != nil || len(list) != 1 {
+				t.Errorf("sessions stored when Confirm runs: %d (%v), want 1", len(list), err)
+			} else {
+				storedID = list[0].ID
+			}
+			return revoked
+		},
+	})
+	if !errors.Is(err, revoked) || tok != "" || s != nil {
+		t.Fatalf("Create = %q, %v, %v; want Confirm's error and nothing else", tok, s, err)
+	}
+	if _, err := f.store.GetAPISession(ctx, storedID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the unconfirmed session is still stored (%v)", err)
+	}
+	if _, err := f.reg.Get(ctx, storedID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("the registry still knows the unconfirmed session (%v)", err)
+	}
+}
