@@ -31,6 +31,10 @@ const (
 	RefusalBadCSR      = "bad_csr"
 	RefusalCertCap     = "certificate_cap"
 	RefusalRateLimited = "rate_limited"
+
+	// RefusalCAUnavailable is an issuance the CA could not sign: its
+	// certificate is out of its validity, or its signer failed.
+	RefusalCAUnavailable = "ca_unavailable"
 )
 
 // Login outcomes counted by Login.

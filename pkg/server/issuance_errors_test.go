@@ -228,6 +228,9 @@ func TestIssuanceWhenTheCACannotSign(t *testing.T) {
 			if n, err := e.Server.Store().CountCertificates(context.Background()); err != nil || n != 0 {
 				t.Errorf("%d certificates stored (%v), want none", n, err)
 			}
+			if n := value(scrape(t, e), "sessioncert_certificate_refusals_total", "reason", "ca_unavailable"); n != 1 {
+				t.Errorf("refusals counted as ca_unavailable: %v, want 1", n)
+			}
 		})
 	}
 }

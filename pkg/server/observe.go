@@ -205,6 +205,8 @@ func (o *observer) CertificateRefused(_ context.Context, _ *auth.Principal, err 
 		o.metrics.Refused(metrics.RefusalCertCap)
 	case errors.Is(err, session.ErrIssueRateLimited):
 		o.metrics.Refused(metrics.RefusalRateLimited)
+	case ca.CannotSign(err):
+		o.metrics.Refused(metrics.RefusalCAUnavailable)
 	}
 }
 
