@@ -195,17 +195,8 @@ func (s *Store) DeleteIdentity(
 		}
 
 		// The identity's sessions, each with its certificates and event.
-		for _, k := range keysWithPrefix(tx.Bucket(bucketIdentitySessions), prefix(id)) {
-			_, sid := splitKey(k)
-			sess, err := getSession(tx, sid)
-			if err != nil {
-				return err
-			}
-			ev, err := s.removeSession(tx, sess, store.CauseAdmin, at, &ap)
-			if err != nil {
-				return err
-			}
-			events = append(events, ev)
+		if events, err = s.removeIdentitySessions(tx, id, "", at, &ap); err != nil {
+			return err
 		}
 
 		// Its authenticators, with their unique index entries.
@@ -472,20 +463,8 @@ func (s *Store) DeleteAuthenticator(
 		}
 
 		// The sessions it created are among its identity's.
-		for _, k := range keysWithPrefix(tx.Bucket(bucketIdentitySessions), prefix(rec.IdentityID)) {
-			_, sid := splitKey(k)
-			sess, err := getSession(tx, sid)
-			if err != nil {
-				return err
-			}
-			if sess.AuthenticatorID != id {
-				continue
-			}
-			ev, err := s.removeSession(tx, sess, store.CauseAdmin, at, &ap)
-			if err != nil {
-				return err
-			}
-			events = append(events, ev)
+		if events, err = s.removeIdentitySessions(tx, rec.IdentityID, id, at, &ap); err != nil {
+			return err
 		}
 		return removeAuthenticator(tx, rec)
 	})
@@ -493,6 +472,35 @@ func (s *Store) DeleteAuthenticator(
 		return nil, err
 	}
 	s.publish(ap)
+	return events, nil
+}
+
+// removeIdentitySessions removes the sessions of identityID, each with its
+// certificates, as an administrator's delete (cause admin, stamped at), and
+// returns their events. With authenticatorID set, only the sessions that
+// authenticator logged in go.
+func (s *Store) removeIdentitySessions(
+	tx *bbolt.Tx,
+	identityID, authenticatorID string,
+	at time.Time,
+	ap *appended,
+) ([]store.Event, error) {
+	var events []store.Event
+	for _, k := range keysWithPrefix(tx.Bucket(bucketIdentitySessions), prefix(identityID)) {
+		_, sid := splitKey(k)
+		sess, err := getSession(tx, sid)
+		if err != nil {
+			return nil, err
+		}
+		if authenticatorID != "" && sess.AuthenticatorID != authenticatorID {
+			continue
+		}
+		ev, err := s.removeSession(tx, sess, store.CauseAdmin, at, ap)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, ev)
+	}
 	return events, nil
 }
 
